@@ -1,0 +1,457 @@
+//! The binary's commands: `crd`, and the offline `plan`, `apply` and `export`, which run the
+//! operator's engine against live pools without a cluster.
+//!
+//! Exit codes: 0 success (for `plan`: every pool matches its policy), 1 error, 2 (`plan` only)
+//! changes pending, like `terraform plan -detailed-exitcode`.
+
+use std::{fmt::Write as _, io::Read as _, num::NonZeroU32, path::PathBuf, process::ExitCode};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kube::api::ObjectMeta;
+use serde::Serialize;
+
+use crate::{
+    api::{self, CognitoMfaPolicy, CognitoMfaPolicySpec, DeletionPolicy, ManagementPolicy, MfaSettings},
+    cognito::{self, Cognito, Target},
+    plan::{self, Action, Disruption, FieldChange},
+    sync::{self, Mode},
+};
+
+/// Keeps the MFA and passkey (WebAuthn) settings of Amazon Cognito user pools equal to
+/// CognitoMfaPolicy resources.
+#[derive(Debug, Parser)]
+#[command(name = "cognito-mfa-operator", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CognitoMfaPolicy CustomResourceDefinition (YAML).
+    Crd,
+    /// Show how live pools differ from the policies in a file, without changing anything.
+    ///
+    /// Exit code 0: every pool matches its policy; 2: changes are pending; 1: an error.
+    Plan(FileArgs),
+    /// Make live pools match the policies in a file, then read them back and show the result.
+    ///
+    /// A disruptive change (OPTIONAL/OFF to ON, turning off every enrolled factor, a new passkey
+    /// relying party ID) is applied only when the policy carries the annotation
+    /// cognitomfa.io/allow-disruptive-changes: "true". Policies with managementPolicy Observe are
+    /// only planned.
+    Apply(FileArgs),
+    /// Print a CognitoMfaPolicy that reproduces a pool's current configuration (adopting it with
+    /// zero drift).
+    Export(ExportArgs),
+}
+
+/// How to reach AWS.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// Send every AWS call to this URL instead of AWS (for an emulator such as moto).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Read calls (GetUserPoolMfaConfig, DescribeUserPool) per second, per account and region.
+    #[arg(long, env = "COGNITO_MFA_AWS_READ_RPS", default_value = "5", value_name = "N")]
+    pub aws_read_rps: NonZeroU32,
+    /// Write calls (SetUserPoolMfaConfig) per second, per account and region.
+    #[arg(
+        long,
+        env = "COGNITO_MFA_AWS_WRITE_RPS",
+        default_value = "2",
+        value_name = "N"
+    )]
+    pub aws_write_rps: NonZeroU32,
+}
+
+impl AwsArgs {
+    /// The Cognito client options these arguments describe.
+    pub fn options(&self) -> cognito::Options {
+        cognito::Options {
+            endpoint_url: self.endpoint_url.clone(),
+            read_rps: self.aws_read_rps,
+            write_rps: self.aws_write_rps,
+            ..cognito::Options::default()
+        }
+    }
+}
+
+/// Arguments of `plan` and `apply`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// File with one or more CognitoMfaPolicy documents (YAML or JSON); - reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub aws: AwsArgs,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The user pool to export, for example eu-west-1_AbCdEf123.
+    #[arg(long, value_name = "ID")]
+    pub user_pool_id: String,
+    /// The pool's region. Default: the prefix of the pool ID.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// metadata.name of the policy. Default: derived from the pool ID.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// metadata.namespace of the policy. Default: none (kubectl's current namespace applies).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Output format (text is YAML).
+    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub aws: AwsArgs,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// Parses the command line and runs the command; the process exits with the returned code.
+pub async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are successes; usage errors are errors (exit code 2 is `plan`'s).
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_cli_logging();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Crd => {
+            print!("{}", api::crd_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(args) => plan_or_apply(args, Mode::DryRun).await,
+        Command::Apply(args) => plan_or_apply(args, Mode::Enforce).await,
+        Command::Export(args) => export(args).await,
+    }
+}
+
+/// What `plan` and `apply` report for one policy.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    policy: String,
+    user_pool_id: String,
+    region: String,
+    action: Action,
+    changes: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    disruptions: Vec<Disruption>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing_prerequisites: Vec<String>,
+    applied: bool,
+    in_sync: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remaining: Vec<FieldChange>,
+    /// The live configuration at the end (external IDs left out).
+    observed: MfaSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
+    let text = read_input(&args.file)?;
+    // Every document is checked before any AWS call: bad input touches nothing.
+    let policies =
+        parse_policies(&text).with_context(|| format!("invalid input in {}", args.file.display()))?;
+    let cognito = Cognito::from_env(args.aws.options()).await;
+    let mut reports = Vec::new();
+    for policy in &policies {
+        let spec = &policy.spec;
+        let target = Target::of_spec(spec).expect("validated specs have a region");
+        let mode = if spec.management_policy == ManagementPolicy::Observe {
+            Mode::DryRun
+        } else {
+            mode
+        };
+        let name = display_name(policy);
+        let outcome = sync::run(
+            &cognito,
+            &target,
+            &spec.settings,
+            policy.allows_disruptive_changes(),
+            mode,
+        )
+        .await;
+        let report = match outcome {
+            Ok(o) => Report {
+                policy: name,
+                user_pool_id: target.user_pool_id.clone(),
+                region: target.region.clone(),
+                action: o.plan.action,
+                in_sync: o.in_sync(),
+                changes: o.plan.changes.clone(),
+                disruptions: o.plan.disruptions.clone(),
+                missing_prerequisites: o.missing_prerequisites.clone(),
+                applied: o.wrote,
+                remaining: o.remaining.clone(),
+                observed: plan::normalise(&o.after).redacted(),
+                error: None,
+            },
+            Err(e) => {
+                let hint = match e.class {
+                    cognito::ErrorClass::PoolNotFound => " (check spec.userPoolId and spec.region)",
+                    cognito::ErrorClass::AccessDenied => {
+                        " (check the AWS credentials and their IAM permissions)"
+                    }
+                    _ => "",
+                };
+                Report {
+                    policy: name,
+                    user_pool_id: target.user_pool_id.clone(),
+                    region: target.region.clone(),
+                    action: Action::InSync,
+                    in_sync: false,
+                    changes: Vec::new(),
+                    disruptions: Vec::new(),
+                    missing_prerequisites: Vec::new(),
+                    applied: false,
+                    remaining: Vec::new(),
+                    observed: MfaSettings::default(),
+                    error: Some(format!("{e}{hint}")),
+                }
+            }
+        };
+        reports.push(report);
+    }
+    match args.output {
+        Output::Text => print!("{}", render_text(&reports, mode)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(&reports)?),
+    }
+    let failed = reports.iter().any(|r| {
+        r.error.is_some()
+            || (mode == Mode::Enforce
+                && (r.action == Action::AwaitApproval
+                    || !r.missing_prerequisites.is_empty()
+                    || (r.applied && !r.in_sync)))
+    });
+    if failed {
+        for r in reports.iter().filter(|r| r.error.is_some()) {
+            eprintln!("error: {}: {}", r.policy, r.error.as_deref().unwrap_or_default());
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    let pending = reports.iter().any(|r| !r.in_sync);
+    Ok(if mode == Mode::DryRun && pending {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn display_name(policy: &CognitoMfaPolicy) -> String {
+    let name = policy.metadata.name.as_deref().unwrap_or("(unnamed)");
+    match &policy.metadata.namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+fn render_text(reports: &[Report], mode: Mode) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "CognitoMfaPolicy {} -> user pool {} ({})",
+            r.policy, r.user_pool_id, r.region
+        );
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "  error: {e}");
+            continue;
+        }
+        for c in &r.changes {
+            let _ = writeln!(out, "  ~ {c}");
+        }
+        for d in &r.disruptions {
+            let _ = writeln!(out, "  ! disruptive: {d}");
+        }
+        if r.action == Action::AwaitApproval {
+            let _ = writeln!(
+                out,
+                "  ! not applied without approval: annotate the policy with {}: \"true\"",
+                api::ALLOW_DISRUPTIVE_ANNOTATION
+            );
+        }
+        for p in &r.missing_prerequisites {
+            let _ = writeln!(out, "  ! prerequisite missing: {p}");
+        }
+        let n = r.changes.len();
+        let summary = match (mode, r.applied) {
+            _ if r.changes.is_empty() => "No changes: the pool matches the policy.".to_owned(),
+            (_, true) if r.in_sync => {
+                format!("Applied {n} change(s); read back: the pool matches the policy.")
+            }
+            (_, true) => {
+                let left: Vec<String> = r.remaining.iter().map(ToString::to_string).collect();
+                format!("Applied, but the pool still differs: {}", left.join("; "))
+            }
+            (Mode::DryRun, false) => format!("Plan: {n} change(s) to apply."),
+            (Mode::Enforce, false) => format!("Not applied: {n} change(s) pending."),
+        };
+        let _ = writeln!(out, "  {summary}");
+    }
+    out
+}
+
+fn read_input(path: &PathBuf) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+/// Parses one or more CognitoMfaPolicy documents (YAML or JSON) and checks each as admission
+/// would: kind and apiVersion, unknown fields, types, every limit and cross-field rule. Any
+/// problem fails the whole input, naming the document and the field.
+pub fn parse_policies(text: &str) -> anyhow::Result<Vec<CognitoMfaPolicy>> {
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).context("not valid YAML")?;
+    let mut policies = Vec::new();
+    for (i, doc) in documents.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
+        let n = i + 1;
+        let policy = parse_policy(doc).with_context(|| format!("document {n}"))?;
+        policies.push(policy);
+    }
+    if policies.is_empty() {
+        bail!("no CognitoMfaPolicy document found");
+    }
+    Ok(policies)
+}
+
+fn parse_policy(doc: serde_json::Value) -> anyhow::Result<CognitoMfaPolicy> {
+    let api_version = doc.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+    let kind = doc.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+    if kind != "CognitoMfaPolicy" || api_version != "cognitomfa.io/v1alpha1" {
+        bail!(
+            "expected apiVersion cognitomfa.io/v1alpha1, kind CognitoMfaPolicy; found apiVersion {api_version:?}, kind {kind:?}"
+        );
+    }
+    if let Some(v) = doc.pointer("/spec/mfaConfiguration").filter(|v| v.is_boolean()) {
+        // YAML 1.1 readers (kubectl among them) read unquoted ON and OFF as booleans.
+        bail!("spec.mfaConfiguration: {v} is a boolean; quote the mode: \"ON\" or \"OFF\"");
+    }
+    let unknown = api::unknown_fields(&doc);
+    if !unknown.is_empty() {
+        bail!("unknown field(s): {}", unknown.join(", "));
+    }
+    let policy: CognitoMfaPolicy = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("{path}: {}", e.into_inner())
+    })?;
+    let violations = api::validate(&policy.spec);
+    if !violations.is_empty() {
+        let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        bail!("{} ({})", lines.join("; "), display_name(&policy));
+    }
+    Ok(policy)
+}
+
+async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let region = match &args.region {
+        Some(r) => r.clone(),
+        None => api::region_of_pool_id(&args.user_pool_id)
+            .with_context(|| {
+                format!(
+                    "cannot tell the region of {:?} from its prefix; pass --region",
+                    args.user_pool_id
+                )
+            })?
+            .to_owned(),
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| args.user_pool_id.to_lowercase().replace('_', "-"));
+    let mut spec = CognitoMfaPolicySpec {
+        user_pool_id: args.user_pool_id.clone(),
+        region: args.region.clone(),
+        settings: MfaSettings::default(),
+        management_policy: ManagementPolicy::Enforce,
+        deletion_policy: DeletionPolicy::Retain,
+        credentials: None,
+    };
+    // The same checks as a policy's, before any AWS call.
+    let violations: Vec<String> = api::validate(&spec)
+        .into_iter()
+        .filter(|v| v.field != "spec.mfaConfiguration")
+        .map(|v| v.to_string())
+        .collect();
+    if !violations.is_empty() {
+        bail!("{}", violations.join("; "));
+    }
+    let cognito = Cognito::from_env(args.aws.options()).await;
+    let target = Target {
+        user_pool_id: args.user_pool_id.clone(),
+        region,
+        role: None,
+    };
+    let live = cognito.get(&target).await?;
+    spec.settings = plan::normalise(&live);
+    let policy = CognitoMfaPolicy {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: args.namespace.clone(),
+            ..ObjectMeta::default()
+        },
+        ..CognitoMfaPolicy::new("", spec)
+    };
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&policy)?),
+        Output::Text | Output::Yaml => print!("{}", serde_saphyr::to_string(&policy)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}

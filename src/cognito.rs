@@ -1,0 +1,708 @@
+//! The Cognito side: the only module that knows the AWS SDK.
+//!
+//! It reads and writes a pool's MFA configuration (GetUserPoolMfaConfig, SetUserPoolMfaConfig),
+//! reads the facts that prerequisites depend on (DescribeUserPool), classifies every error, and
+//! keeps all calls to one account and region inside a shared rate budget. Callers see only the
+//! API's types ([`MfaSettings`]) and [`CallError`].
+
+use std::{
+    collections::HashMap,
+    fmt,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_cognitoidentityprovider::{
+    Client,
+    config::{HttpClient, Region, RuntimeComponents, SharedHttpClient},
+    error::{ProvideErrorMetadata, SdkError},
+    types as aws,
+};
+use aws_smithy_runtime_api::client::{
+    http::{HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector},
+    orchestrator::HttpRequest,
+};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::{
+    api::{
+        CognitoMfaPolicySpec, EmailMfa, EumsSmsConfiguration, FactorConfiguration, MfaMode, MfaSettings,
+        SmsConfiguration, SmsMfa, SoftwareTokenMfa, UserVerification, WebAuthn,
+    },
+    plan::PoolFacts,
+};
+
+/// Which pool to talk to, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The user pool ID.
+    pub user_pool_id: String,
+    /// The pool's region.
+    pub region: String,
+    /// A role to assume for a pool in another account.
+    pub role: Option<Role>,
+}
+
+/// A role to assume through STS.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Role {
+    /// The role's ARN.
+    pub arn: String,
+    /// The external ID its trust policy requires.
+    pub external_id: Option<String>,
+}
+
+impl fmt::Debug for Role {
+    // The external ID stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Role")
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// The target a (valid) spec names: its pool, its region (explicit or from the pool ID) and
+    /// its credentials. `None` when no region can be found (see [`crate::api::validate`]).
+    pub fn of_spec(spec: &CognitoMfaPolicySpec) -> Option<Self> {
+        Some(Self {
+            user_pool_id: spec.user_pool_id.clone(),
+            region: spec.effective_region()?.to_owned(),
+            role: spec.credentials.as_ref().map(|c| Role {
+                arn: c.role_arn.clone(),
+                external_id: c.external_id.clone(),
+            }),
+        })
+    }
+
+    /// The account and region whose quotas the calls count against (the account is the role's,
+    /// or `default` for the operator's own credentials).
+    fn budget_key(&self) -> (String, String) {
+        let account = self
+            .role
+            .as_ref()
+            .and_then(|r| r.arn.split(':').nth(4))
+            .unwrap_or("default");
+        (account.to_owned(), self.region.clone())
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.user_pool_id, self.region)
+    }
+}
+
+/// How the client reaches AWS.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Send every call here instead of AWS (an emulator such as moto).
+    pub endpoint_url: Option<String>,
+    /// Read calls (Get, Describe) per second and account and region.
+    pub read_rps: NonZeroU32,
+    /// Write calls (Set) per second and account and region.
+    pub write_rps: NonZeroU32,
+    /// Attempts per call for errors worth retrying at once (throttling, 5xx, network); the
+    /// controller's requeue does the longer waits.
+    pub max_attempts: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            // Cognito's UserPoolRead and UserPoolUpdate quotas are 15 requests per second per
+            // account and region, shared with every other tool in the account: take a third of
+            // reads and a seventh of writes.
+            read_rps: NonZeroU32::new(5).expect("non-zero"),
+            write_rps: NonZeroU32::new(2).expect("non-zero"),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// The rate budget of one account and region: one bucket for reads, one for writes.
+///
+/// The buckets hold a single token, so calls are spaced evenly (1/rps apart) and no one-second
+/// window ever holds more than the configured rate, even right after an idle period.
+struct Budget {
+    read: DefaultDirectRateLimiter,
+    write: DefaultDirectRateLimiter,
+}
+
+impl Budget {
+    fn new(read: NonZeroU32, write: NonZeroU32) -> Self {
+        let one = NonZeroU32::MIN;
+        Self {
+            read: RateLimiter::direct(Quota::per_second(read).allow_burst(one)),
+            write: RateLimiter::direct(Quota::per_second(write).allow_burst(one)),
+        }
+    }
+}
+
+impl fmt::Debug for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Budget")
+    }
+}
+
+/// The HTTP client of one account and region: every attempt (retries included) first waits for
+/// a token of the budget, so the budget holds whatever the SDK's retry does.
+#[derive(Debug, Clone)]
+struct BudgetedHttpClient {
+    inner: SharedHttpClient,
+    budget: Arc<Budget>,
+}
+
+impl HttpClient for BudgetedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(BudgetedConnector {
+            inner: self.inner.http_connector(settings, components),
+            budget: self.budget.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct BudgetedConnector {
+    inner: SharedHttpConnector,
+    budget: Arc<Budget>,
+}
+
+impl HttpConnector for BudgetedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let budget = self.budget.clone();
+        HttpConnectorFuture::new(async move {
+            // The JSON protocol names the operation in X-Amz-Target; only Set writes.
+            let write = request
+                .headers()
+                .get("x-amz-target")
+                .is_some_and(|t| t.ends_with(".SetUserPoolMfaConfig"));
+            if write {
+                budget.write.until_ready().await
+            } else {
+                budget.read.until_ready().await
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+/// The Cognito client of the operator: one SDK client per region and role, one rate budget per
+/// account and region. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Cognito {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    source: Source,
+    clients: Mutex<HashMap<(String, Option<Role>), Client>>,
+}
+
+// One per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Source {
+    /// Clients built from the AWS default chain.
+    Sdk {
+        base: SdkConfig,
+        http: SharedHttpClient,
+        options: Options,
+        budgets: Mutex<HashMap<(String, String), Arc<Budget>>>,
+    },
+    /// One given client for every target (tests with the SDK's mocks).
+    Fixed(Client),
+}
+
+impl Cognito {
+    /// A client with the AWS default credential chain (IRSA, EKS Pod Identity, environment,
+    /// instance profile), TLS through rustls and ring.
+    pub async fn from_env(options: Options) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            // Every client gets its pool's region. The base region serves only the credential
+            // providers (IRSA's STS call): the environment's (EKS injects AWS_REGION), else
+            // us-east-1. The default region chain would ask the instance metadata service,
+            // slowly and noisily, off EC2.
+            .region(
+                aws_config::meta::region::RegionProviderChain::first_try(
+                    aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(Region::from_static("us-east-1")),
+            )
+            .http_client(http.clone())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(options.max_attempts)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(5)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(url) = &options.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let base = loader.load().await;
+        Self::new(Source::Sdk {
+            base,
+            http,
+            options,
+            budgets: Mutex::default(),
+        })
+    }
+
+    /// A client that sends every call through `client` (built by the test with the SDK's mocks).
+    pub fn with_client(client: Client) -> Self {
+        Self::new(Source::Fixed(client))
+    }
+
+    fn new(source: Source) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                source,
+                clients: Mutex::default(),
+            }),
+        }
+    }
+
+    async fn client(&self, target: &Target) -> Client {
+        let (base, http, options, budgets) = match &self.inner.source {
+            Source::Fixed(client) => return client.clone(),
+            Source::Sdk {
+                base,
+                http,
+                options,
+                budgets,
+            } => (base, http, options, budgets),
+        };
+        let key = (target.region.clone(), target.role.clone());
+        if let Some(client) = lock(&self.inner.clients).get(&key) {
+            return client.clone();
+        }
+        let budget = lock(budgets)
+            .entry(target.budget_key())
+            .or_insert_with(|| Arc::new(Budget::new(options.read_rps, options.write_rps)))
+            .clone();
+        let region = Region::new(target.region.clone());
+        let mut config = aws_sdk_cognitoidentityprovider::config::Builder::from(base)
+            .region(region.clone())
+            .http_client(BudgetedHttpClient {
+                inner: http.clone(),
+                budget,
+            });
+        if let Some(role) = &target.role {
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
+                .session_name("cognito-mfa-operator")
+                .region(region)
+                .configure(base);
+            if let Some(id) = &role.external_id {
+                provider = provider.external_id(id);
+            }
+            config = config.credentials_provider(provider.build().await);
+        }
+        let client = Client::from_conf(config.build());
+        lock(&self.inner.clients).entry(key).or_insert(client).clone()
+    }
+
+    /// Reads the pool's MFA configuration (GetUserPoolMfaConfig), as Cognito returns it.
+    pub async fn get(&self, target: &Target) -> Result<MfaSettings, CallError> {
+        let out = self
+            .client(target)
+            .await
+            .get_user_pool_mfa_config()
+            .user_pool_id(&target.user_pool_id)
+            .send()
+            .await
+            .map_err(|e| CallError::new(Operation::Get, target, &e))?;
+        Ok(MfaSettings {
+            mfa_configuration: out.mfa_configuration.as_ref().map_or(MfaMode::Off, from_aws_mode),
+            software_token_mfa_configuration: out
+                .software_token_mfa_configuration
+                .map(|t| SoftwareTokenMfa { enabled: t.enabled }),
+            sms_mfa_configuration: out.sms_mfa_configuration.map(|s| SmsMfa {
+                sms_authentication_message: s.sms_authentication_message,
+                sms_configuration: s.sms_configuration.map(from_aws_sms),
+            }),
+            email_mfa_configuration: out.email_mfa_configuration.map(|e| EmailMfa {
+                message: e.message,
+                subject: e.subject,
+            }),
+            web_authn_configuration: out.web_authn_configuration.map(|w| WebAuthn {
+                relying_party_id: w.relying_party_id,
+                // Missing values are Cognito's defaults.
+                user_verification: match w.user_verification {
+                    Some(aws::UserVerificationType::Required) => UserVerification::Required,
+                    _ => UserVerification::Preferred,
+                },
+                factor_configuration: match w.factor_configuration {
+                    Some(aws::WebAuthnFactorConfigurationType::MultiFactorWithUserVerification) => {
+                        FactorConfiguration::MultiFactorWithUserVerification
+                    }
+                    _ => FactorConfiguration::SingleFactor,
+                },
+            }),
+        })
+    }
+
+    /// Replaces the pool's MFA configuration with `request` (SetUserPoolMfaConfig). The request
+    /// must be complete (see [`crate::plan::Plan::request`]): Cognito drops what it leaves out.
+    pub async fn set(&self, target: &Target, request: &MfaSettings) -> Result<(), CallError> {
+        let s = request;
+        self.client(target)
+            .await
+            .set_user_pool_mfa_config()
+            .user_pool_id(&target.user_pool_id)
+            .mfa_configuration(to_aws_mode(s.mfa_configuration))
+            .set_software_token_mfa_configuration(s.software_token_mfa_configuration.as_ref().map(|t| {
+                aws::SoftwareTokenMfaConfigType::builder()
+                    .enabled(t.enabled)
+                    .build()
+            }))
+            .set_sms_mfa_configuration(s.sms_mfa_configuration.as_ref().map(|m| {
+                aws::SmsMfaConfigType::builder()
+                    .set_sms_authentication_message(m.sms_authentication_message.clone())
+                    .set_sms_configuration(m.sms_configuration.as_ref().map(to_aws_sms))
+                    .build()
+            }))
+            .set_email_mfa_configuration(s.email_mfa_configuration.as_ref().map(|e| {
+                aws::EmailMfaConfigType::builder()
+                    .set_message(e.message.clone())
+                    .set_subject(e.subject.clone())
+                    .build()
+            }))
+            .set_web_authn_configuration(s.web_authn_configuration.as_ref().map(|w| {
+                aws::WebAuthnConfigurationType::builder()
+                    .set_relying_party_id(w.relying_party_id.clone())
+                    .user_verification(match w.user_verification {
+                        UserVerification::Required => aws::UserVerificationType::Required,
+                        UserVerification::Preferred => aws::UserVerificationType::Preferred,
+                    })
+                    .factor_configuration(match w.factor_configuration {
+                        FactorConfiguration::SingleFactor => {
+                            aws::WebAuthnFactorConfigurationType::SingleFactor
+                        }
+                        FactorConfiguration::MultiFactorWithUserVerification => {
+                            aws::WebAuthnFactorConfigurationType::MultiFactorWithUserVerification
+                        }
+                    })
+                    .build()
+            }))
+            .send()
+            .await
+            .map_err(|e| CallError::new(Operation::Set, target, &e))?;
+        Ok(())
+    }
+
+    /// Reads the facts that prerequisites depend on (DescribeUserPool): tier, email sending
+    /// account, allowed first factors.
+    pub async fn describe(&self, target: &Target) -> Result<PoolFacts, CallError> {
+        let out = self
+            .client(target)
+            .await
+            .describe_user_pool()
+            .user_pool_id(&target.user_pool_id)
+            .send()
+            .await
+            .map_err(|e| CallError::new(Operation::Describe, target, &e))?;
+        let pool = out
+            .user_pool
+            .unwrap_or_else(|| aws::UserPoolType::builder().build());
+        Ok(PoolFacts {
+            tier: pool.user_pool_tier.map(|t| t.as_str().to_owned()),
+            email_sending_account: pool
+                .email_configuration
+                .and_then(|e| e.email_sending_account)
+                .map(|a| a.as_str().to_owned()),
+            allowed_first_auth_factors: pool
+                .policies
+                .and_then(|p| p.sign_in_policy)
+                .and_then(|s| s.allowed_first_auth_factors)
+                .unwrap_or_default()
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect(),
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves a plain map behind: still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn from_aws_mode(m: &aws::UserPoolMfaType) -> MfaMode {
+    match m {
+        aws::UserPoolMfaType::On => MfaMode::On,
+        aws::UserPoolMfaType::Optional => MfaMode::Optional,
+        _ => MfaMode::Off,
+    }
+}
+
+fn to_aws_mode(m: MfaMode) -> aws::UserPoolMfaType {
+    match m {
+        MfaMode::Off => aws::UserPoolMfaType::Off,
+        MfaMode::On => aws::UserPoolMfaType::On,
+        MfaMode::Optional => aws::UserPoolMfaType::Optional,
+    }
+}
+
+fn from_aws_sms(c: aws::SmsConfigurationType) -> SmsConfiguration {
+    SmsConfiguration {
+        // The SDK models the ARN as required; an empty one means Cognito sent none.
+        sns_caller_arn: Some(c.sns_caller_arn).filter(|a| !a.is_empty()),
+        external_id: c.external_id,
+        sns_region: c.sns_region,
+        eums_sms: c.eums_sms.map(|e| EumsSmsConfiguration {
+            caller_arn: e.caller_arn,
+            external_id: e.external_id,
+            origination_identity: e.origination_identity,
+            configuration_set_name: e.configuration_set_name,
+            in_entity_id: e.in_entity_id,
+            in_template_id: e.in_template_id,
+            region: e.region,
+        }),
+    }
+}
+
+fn to_aws_sms(c: &SmsConfiguration) -> aws::SmsConfigurationType {
+    aws::SmsConfigurationType::builder()
+        .set_sns_caller_arn(c.sns_caller_arn.clone())
+        .set_external_id(c.external_id.clone())
+        .set_sns_region(c.sns_region.clone())
+        .set_eums_sms(c.eums_sms.as_ref().and_then(|e| {
+            aws::EumsSmsConfigurationType::builder()
+                .caller_arn(&e.caller_arn)
+                .set_external_id(e.external_id.clone())
+                .set_origination_identity(e.origination_identity.clone())
+                .set_configuration_set_name(e.configuration_set_name.clone())
+                .set_in_entity_id(e.in_entity_id.clone())
+                .set_in_template_id(e.in_template_id.clone())
+                .set_region(e.region.clone())
+                .build()
+                .ok()
+        }))
+        .build()
+}
+
+/// A Cognito operation the operator calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// GetUserPoolMfaConfig.
+    Get,
+    /// SetUserPoolMfaConfig.
+    Set,
+    /// DescribeUserPool.
+    Describe,
+}
+
+impl Operation {
+    /// The AWS name of the operation.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Get => "GetUserPoolMfaConfig",
+            Self::Set => "SetUserPoolMfaConfig",
+            Self::Describe => "DescribeUserPool",
+        }
+    }
+}
+
+/// What kind of failure an error is, which decides what to do about it (see COGNITO.md's
+/// error classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// `TooManyRequestsException`: over a quota. Back off and retry.
+    Throttled,
+    /// `InternalErrorException`, HTTP 5xx, network failures and timeouts. Back off and retry.
+    Unavailable,
+    /// `ConcurrentModificationException`: another write to the pool at the same time. Retry
+    /// shortly, a few times.
+    ConcurrentModification,
+    /// `InvalidSmsRoleAccessPolicyException`, `InvalidSmsRoleTrustRelationshipException`: often
+    /// IAM still propagating a new role. Retry for a couple of minutes, then report.
+    InvalidSmsRole,
+    /// `InvalidParameterException`: Cognito rejected the request. Terminal until the spec changes.
+    InvalidParameter,
+    /// `FeatureUnavailableInTierException`: the pool's plan lacks the feature. Terminal.
+    FeatureUnavailableInTier,
+    /// `OperationNotEnabledException`: the account or pool does not allow the operation. Terminal.
+    OperationNotEnabled,
+    /// `NotAuthorizedException`, `AccessDeniedException`, or no usable credentials. Terminal until
+    /// the permissions change.
+    AccessDenied,
+    /// `ResourceNotFoundException`: the pool does not exist (any more).
+    PoolNotFound,
+}
+
+/// How a caller should treat an error class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retry with exponential backoff and jitter, up to a cap.
+    Backoff,
+    /// Retry a few times after a short wait.
+    Short,
+    /// Retry for a bounded time (IAM propagation), then treat as terminal.
+    ForAWhile,
+    /// Do not retry until something changes (spec or account); recheck slowly.
+    Terminal,
+    /// The pool is gone.
+    Gone,
+}
+
+impl ErrorClass {
+    /// How to treat this class.
+    pub fn retry(self) -> Retry {
+        match self {
+            Self::Throttled | Self::Unavailable => Retry::Backoff,
+            Self::ConcurrentModification => Retry::Short,
+            Self::InvalidSmsRole => Retry::ForAWhile,
+            Self::InvalidParameter
+            | Self::FeatureUnavailableInTier
+            | Self::OperationNotEnabled
+            | Self::AccessDenied => Retry::Terminal,
+            Self::PoolNotFound => Retry::Gone,
+        }
+    }
+
+    /// The status reason this class is reported with.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Throttled => "Throttled",
+            Self::Unavailable | Self::ConcurrentModification => "AwsUnavailable",
+            Self::InvalidSmsRole => "InvalidSmsRole",
+            Self::InvalidParameter => "InvalidSpec",
+            Self::FeatureUnavailableInTier => "FeatureUnavailableInTier",
+            Self::OperationNotEnabled => "PrerequisiteMissing",
+            Self::AccessDenied => "AccessDenied",
+            Self::PoolNotFound => "UserPoolNotFound",
+        }
+    }
+
+    /// The class of an AWS error code. Unknown codes count as [`ErrorClass::Unavailable`]: retried
+    /// with backoff rather than given up on.
+    pub fn of_code(code: &str) -> Self {
+        match code {
+            "TooManyRequestsException" | "ThrottlingException" | "Throttling" | "RequestLimitExceeded" => {
+                Self::Throttled
+            }
+            "ConcurrentModificationException" => Self::ConcurrentModification,
+            "InvalidSmsRoleAccessPolicyException" | "InvalidSmsRoleTrustRelationshipException" => {
+                Self::InvalidSmsRole
+            }
+            "InvalidParameterException" => Self::InvalidParameter,
+            "FeatureUnavailableInTierException" => Self::FeatureUnavailableInTier,
+            "OperationNotEnabledException" => Self::OperationNotEnabled,
+            "NotAuthorizedException"
+            | "AccessDeniedException"
+            | "AccessDenied"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "ExpiredTokenException"
+            | "InvalidSignatureException" => Self::AccessDenied,
+            "ResourceNotFoundException" => Self::PoolNotFound,
+            _ => Self::Unavailable,
+        }
+    }
+}
+
+/// A failed call to Cognito, classified.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} for user pool {pool} failed: {code}: {message}", operation = .operation.name())]
+pub struct CallError {
+    /// The operation that failed.
+    pub operation: Operation,
+    /// The pool and region.
+    pub pool: String,
+    /// What kind of failure it is.
+    pub class: ErrorClass,
+    /// AWS's error code, or a short name of the failure when there is none.
+    pub code: String,
+    /// AWS's message, or a description of the failure.
+    pub message: String,
+}
+
+impl CallError {
+    fn new<E, R>(operation: Operation, target: &Target, err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug + 'static,
+    {
+        let (class, code, message) = match err {
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                match e.code() {
+                    Some(code) => (
+                        ErrorClass::of_code(code),
+                        code.to_owned(),
+                        e.message().unwrap_or_default().to_owned(),
+                    ),
+                    None => (
+                        ErrorClass::Unavailable,
+                        "UnknownError".to_owned(),
+                        source_chain(e),
+                    ),
+                }
+            }
+            // Credentials that cannot be found or assumed fail while the request is built.
+            SdkError::ConstructionFailure(_) => (
+                ErrorClass::AccessDenied,
+                "CredentialsUnavailable".to_owned(),
+                source_chain(err),
+            ),
+            SdkError::TimeoutError(_) => (ErrorClass::Unavailable, "Timeout".to_owned(), source_chain(err)),
+            SdkError::DispatchFailure(_) => (
+                ErrorClass::Unavailable,
+                "DispatchFailure".to_owned(),
+                source_chain(err),
+            ),
+            SdkError::ResponseError(_) => (
+                ErrorClass::Unavailable,
+                "ResponseError".to_owned(),
+                source_chain(err),
+            ),
+            _ => (
+                ErrorClass::Unavailable,
+                "UnknownError".to_owned(),
+                source_chain(err),
+            ),
+        };
+        Self {
+            operation,
+            pool: target.to_string(),
+            class,
+            code,
+            message,
+        }
+    }
+}
+
+/// An error and its sources, joined, for messages that name the root cause.
+fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut next = err.source();
+    while let Some(e) = next {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,99 @@
+//! One pass of a policy against its pool: read the live configuration once, plan, write only
+//! when the plan says so (always the complete request), and read back once. The controller and
+//! the offline commands share it, so `plan`/`apply` on a laptop do exactly what the operator does.
+
+use tracing::debug;
+
+use crate::{
+    api::MfaSettings,
+    cognito::{CallError, Cognito, ErrorClass, Target},
+    plan::{self, Action, FieldChange, Plan},
+};
+
+/// Whether a pass may write to AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Read and plan only (`plan`, managementPolicy Observe).
+    DryRun,
+    /// Write when the plan says so.
+    Enforce,
+}
+
+/// What one pass found and did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The plan against the configuration read first.
+    pub plan: Plan,
+    /// The configuration read first, as Cognito returned it.
+    pub before: MfaSettings,
+    /// Prerequisites the pool does not meet (the write was not attempted).
+    pub missing_prerequisites: Vec<String>,
+    /// Whether SetUserPoolMfaConfig was called.
+    pub wrote: bool,
+    /// The configuration read back after the write, or `before` when nothing was written.
+    pub after: MfaSettings,
+    /// Differences left after the write (Cognito did not take part of the request); empty when
+    /// the pool matches the policy.
+    pub remaining: Vec<FieldChange>,
+}
+
+impl Outcome {
+    /// Whether the pool matches the policy at the end of the pass.
+    pub fn in_sync(&self) -> bool {
+        if self.wrote {
+            self.remaining.is_empty()
+        } else {
+            self.plan.is_in_sync()
+        }
+    }
+}
+
+/// Runs one pass. A steady-state pass (nothing to change) costs exactly one Get.
+///
+/// Prerequisites (tier, email sending account, first factors) are checked with DescribeUserPool
+/// only when there is something to change that depends on them; a pool whose Describe is not
+/// permitted is not held back (the check is optional, Set's own error then speaks).
+pub async fn run(
+    cognito: &Cognito,
+    target: &Target,
+    desired: &MfaSettings,
+    approved: bool,
+    mode: Mode,
+) -> Result<Outcome, CallError> {
+    let before = cognito.get(target).await?;
+    let plan = plan::plan(desired, &before, approved);
+    let mut outcome = Outcome {
+        missing_prerequisites: Vec::new(),
+        wrote: false,
+        after: before.clone(),
+        remaining: Vec::new(),
+        before,
+        plan,
+    };
+    if outcome.plan.action == Action::InSync {
+        return Ok(outcome);
+    }
+    if plan::has_prerequisites(&outcome.plan.request) {
+        match cognito.describe(target).await {
+            Ok(facts) => {
+                outcome.missing_prerequisites = plan::missing_prerequisites(&outcome.plan.request, &facts);
+            }
+            Err(e) if e.class == ErrorClass::AccessDenied => {
+                debug!(pool = %target, "DescribeUserPool not permitted; prerequisites not checked");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if mode == Mode::DryRun
+        || outcome.plan.action != Action::Apply
+        || !outcome.missing_prerequisites.is_empty()
+    {
+        return Ok(outcome);
+    }
+    cognito.set(target, &outcome.plan.request).await?;
+    outcome.wrote = true;
+    outcome.after = cognito.get(target).await?;
+    // Approval does not matter any more: what is left is reported, never looped on.
+    outcome.remaining = plan::plan(desired, &outcome.after, true).changes;
+    Ok(outcome)
+}
