@@ -25,7 +25,10 @@
 set -euo pipefail
 
 readonly PROG="${0##*/}"
-readonly CACHE_ROOT="${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}"
+CACHE_ROOT="${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}"
+# Absolute, because the build changes directories (and Go wants GOCACHE absolute).
+[[ "$CACHE_ROOT" == /* ]] || CACHE_ROOT="$PWD/$CACHE_ROOT"
+readonly CACHE_ROOT
 readonly KUBE_CACHE="$CACHE_ROOT/kube"
 readonly BIN_DIR="$KUBE_CACHE/bin"
 readonly GO_VERSION=1.19
@@ -176,7 +179,7 @@ build_binaries() {
   local build="$KUBE_CACHE/build"
   local root="$build/root"
   local goroot="$root/usr/lib/go-$GO_VERSION"
-  local src deb
+  local src tarball deb
 
   need dpkg-deb tar make
   rm -rf "$build"
@@ -187,9 +190,11 @@ build_binaries() {
     run_logged dpkg-deb -x "$deb" "$root"
   done
   # Debian's own patches touch only kubectl, so the upstream tarball is enough.
-  run_logged tar -xzf "$(compgen -G "$dl/kubernetes_*.orig.tar.gz" | head -n1)" -C "$build"
-  src="$(compgen -G "$build/kubernetes-*" | head -n1)"
-  [[ -d "$src" ]] || die "no kubernetes-* directory in the orig tarball"
+  tarball="$(compgen -G "$dl/kubernetes_*.orig.tar.gz" | head -n1)" || true
+  [[ -f "$tarball" ]] || die "no kubernetes_*.orig.tar.gz in $dl (delete $dl to download again)"
+  run_logged tar -xzf "$tarball" -C "$build"
+  src="$(compgen -G "$build/kubernetes-*" | head -n1)" || true
+  [[ -d "$src" ]] || die "no kubernetes-* directory in $tarball"
 
   # The vendored reflect2 (v1.0.1) panics under Go >= 1.18 at the first
   # custom-resource request; Debian's 1.0.2 is the fixed release.
@@ -301,29 +306,31 @@ EOF
   echo "${ports[*]}"
 }
 
-# True if PID runs the binary NAME (guards against a recycled PID).
+# True if PID runs the binary NAME (guards against a recycled PID). A zombie
+# has an empty cmdline, so it counts as gone, as it should.
 is_ours() {
-  local pid=$1 name=$2 argv0
-  [[ -r "/proc/$pid/cmdline" ]] || return 1
-  argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n1)"
+  local pid=$1 name=$2 argv0=
+  # The process may exit while we look: that too means "not running".
+  { IFS= read -r -d '' argv0 <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
   [[ "${argv0##*/}" == "$name" ]]
 }
 
-# Stops the process recorded in STATE/NAME.pid, if any; TERM, then KILL.
+# Stops the process recorded in STATE/NAME.pid, if any: TERM, then KILL after
+# GRACE seconds (default 10).
 stop_one() {
-  local state=$1 name=$2
+  local state=$1 name=$2 grace=${3:-10}
   local pidfile="$state/$name.pid" pid i
   [[ -f "$pidfile" ]] || return 0
   pid="$(cat "$pidfile")"
   if [[ "$pid" =~ ^[0-9]+$ ]] && is_ours "$pid" "$name"; then
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < grace * 10; i++)); do
       is_ours "$pid" "$name" || break
       sleep 0.1
     done
     if is_ours "$pid" "$name"; then
-      log "$name did not exit after 10 s; killing it"
+      log "$name did not exit within $grace s; killing it"
       kill -KILL "$pid" 2>/dev/null || true
       for ((i = 0; i < 50; i++)); do
         is_ours "$pid" "$name" || break
@@ -334,10 +341,15 @@ stop_one() {
   rm -f "$pidfile"
 }
 
+# kube-apiserver's graceful shutdown waits up to 60 s for open watches (its
+# clients' informers) to end; it has stopped listening by then and etcd holds
+# all state, so a few seconds of grace is plenty.
+readonly APISERVER_GRACE=5
+
 stop_all() {
   local state=$1
   stop_one "$state" kube-controller-manager
-  stop_one "$state" kube-apiserver
+  stop_one "$state" kube-apiserver "$APISERVER_GRACE"
   stop_one "$state" etcd
 }
 
@@ -479,7 +491,6 @@ start_apiserver() {
   spawn "$STATE" kube-apiserver \
     --bind-address=127.0.0.1 \
     --secure-port="$API_PORT" \
-    --insecure-port=0 \
     --advertise-address=127.0.0.1 \
     --endpoint-reconciler-type=none \
     --cert-dir="$PKI" \
@@ -498,13 +509,21 @@ start_apiserver() {
     -H "Authorization: Bearer $ADMIN_TOKEN" "https://127.0.0.1:$API_PORT/readyz"
 }
 
+# namespace: deleting a namespace deletes its content, then the namespace.
+# garbagecollector: ownerReferences and foreground/background deletion.
+# serviceaccount, serviceaccount-token: a `default` ServiceAccount per
+#   namespace and, as on 1.20 clusters, a token Secret for each ServiceAccount.
+# clusterrole-aggregation: fills ClusterRoles that aggregate others by label
+#   (e.g. rules added to admin/edit/view through aggregate-to-* labels).
+readonly KCM_CONTROLLERS=namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation
+
 start_controller_manager() {
   # --leader-elect=false: with leader election it exits when it cannot renew
   #   its lease, e.g. while the API server is being restarted.
   # --port=0: no insecure (plain HTTP, all interfaces) health port.
   spawn "$STATE" kube-controller-manager \
     --kubeconfig="$STATE/controller-manager.kubeconfig" \
-    --controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token \
+    --controllers="$KCM_CONTROLLERS" \
     --service-account-private-key-file="$PKI/sa.key" \
     --root-ca-file="$PKI/ca.crt" \
     --leader-elect=false \
@@ -554,16 +573,17 @@ EOF
   write_kubeconfig "$STATE/controller-manager.kubeconfig" system:kube-controller-manager \
     "$(awk -F, '$2 == "system:kube-controller-manager" { print $1 }' "$PKI/tokens.csv")"
 
-  # Whatever fails from here on, leave nothing running behind.
-  trap 'log "start failed; stopping what was started"; stop_all "$STATE"' ERR
+  # However start ends before it is done (an error anywhere, set -e inside a
+  # function, Ctrl-C), leave nothing running behind.
+  trap 'log "start failed; stopping what was started"; stop_all "$STATE"' EXIT
   local t0=$SECONDS
   log "starting etcd on 127.0.0.1:$ETCD_PORT"
   start_etcd
   log "starting kube-apiserver on 127.0.0.1:$API_PORT"
   start_apiserver
-  log "starting kube-controller-manager (namespace, garbagecollector, serviceaccount, serviceaccount-token)"
+  log "starting kube-controller-manager ($KCM_CONTROLLERS)"
   start_controller_manager
-  trap - ERR
+  trap - EXIT
 
   write_kubeconfig "$STATE/kubeconfig" cmo-admin "$ADMIN_TOKEN"
   log "ready in $((SECONDS - t0)) s; logs in $STATE/*.log"
@@ -574,7 +594,10 @@ cmd_restart_apiserver() {
   local state
   state="$(state_dir_arg "$@")"
   load_state "$state"
-  stop_one "$STATE" kube-apiserver
+  if [[ ! -f "$STATE/etcd.pid" ]] || ! is_ours "$(cat "$STATE/etcd.pid")" etcd; then
+    die "etcd is not running for $STATE: use '$PROG start $STATE'"
+  fi
+  stop_one "$STATE" kube-apiserver "$APISERVER_GRACE"
   log "starting kube-apiserver on 127.0.0.1:$API_PORT"
   start_apiserver
   log "kube-apiserver ready again"

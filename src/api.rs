@@ -75,10 +75,9 @@ pub mod limits {
 }
 use limits::*;
 
-/// CognitoMfaPolicy owns the multi-factor authentication (MFA) and passkey (WebAuthn)
-/// configuration of one existing Amazon Cognito user pool. The operator makes the pool's
-/// configuration match the spec through SetUserPoolMfaConfig, checks it for drift, and reports
-/// what it did in status conditions and events. It never touches anything else of the pool.
+/// The desired MFA and passkey configuration of one user pool. Its fields mirror
+/// SetUserPoolMfaConfig in lowerCamelCase, plus the pool, its region, and how the operator manages
+/// it.
 // kube's `printcolumn(...)` repeats `type_ = ...` by design.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -92,6 +91,7 @@ use limits::*;
     namespaced,
     status = "CognitoMfaPolicyStatus",
     derive = "PartialEq",
+    doc = "CognitoMfaPolicy owns the multi-factor authentication (MFA) and passkey (WebAuthn) configuration of one existing Amazon Cognito user pool: the operator makes the pool match the spec through SetUserPoolMfaConfig, corrects drift, and reports what it did in status conditions and events. It never touches anything else of the pool.",
     printcolumn(
         name = "Pool",
         type_ = "string",
@@ -120,11 +120,14 @@ use limits::*;
 )]
 #[x_kube(
     validation = Rule::new("self.mfaConfiguration != 'OFF' || (!has(self.smsMfaConfiguration) && !has(self.emailMfaConfiguration) && !has(self.softwareTokenMfaConfiguration))")
-        .message("mfaConfiguration OFF allows no smsMfaConfiguration, emailMfaConfiguration or softwareTokenMfaConfiguration (Cognito rejects turning MFA off while configuring a factor)"),
+        .message("mfaConfiguration OFF allows no smsMfaConfiguration, emailMfaConfiguration or softwareTokenMfaConfiguration (Cognito rejects turning MFA off while configuring a factor)")
+        .field_path(".mfaConfiguration"),
     validation = Rule::new("self.mfaConfiguration == 'OFF' || has(self.smsMfaConfiguration) || has(self.emailMfaConfiguration) || (has(self.softwareTokenMfaConfiguration) && self.softwareTokenMfaConfiguration.enabled)")
-        .message("mfaConfiguration ON or OPTIONAL needs an enabled factor: smsMfaConfiguration, emailMfaConfiguration or softwareTokenMfaConfiguration with enabled: true (a passkey alone does not count)"),
+        .message("mfaConfiguration ON or OPTIONAL needs an enabled factor: smsMfaConfiguration, emailMfaConfiguration or softwareTokenMfaConfiguration with enabled: true (a passkey alone does not count)")
+        .field_path(".mfaConfiguration"),
     validation = Rule::new("has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)")
         .message("region is immutable: it cannot be added, removed or changed after creation")
+        .field_path(".region")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CognitoMfaPolicySpec {

@@ -195,6 +195,17 @@ impl HttpConnector for BudgetedConnector {
     }
 }
 
+/// The SDK's retry policy for the operator: standard mode (throttling, 5xx and network errors
+/// retried with jittered exponential backoff) with short waits. A call gives up after
+/// `max_attempts` and a few seconds at most; longer waits are the controller's requeue, which
+/// does not hold a worker.
+pub fn retry_config(max_attempts: u32) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(max_attempts)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(5))
+}
+
 /// The Cognito client of the operator: one SDK client per region and role, one rate budget per
 /// account and region. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -244,12 +255,7 @@ impl Cognito {
                 .or_else(Region::from_static("us-east-1")),
             )
             .http_client(http.clone())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(options.max_attempts)
-                    .with_initial_backoff(Duration::from_millis(200))
-                    .with_max_backoff(Duration::from_secs(5)),
-            )
+            .retry_config(retry_config(options.max_attempts))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))

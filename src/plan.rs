@@ -46,7 +46,7 @@ pub struct FieldChange {
 
 /// A change that can lock users out or invalidate their credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum Disruption {
     /// OPTIONAL or OFF to ON: users without a factor can no longer sign in without setting one up.
     MfaRequired {
@@ -422,4 +422,479 @@ pub fn missing_prerequisites(desired: &MfaSettings, facts: &PoolFacts) -> Vec<St
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    use super::*;
+    use crate::api::{FactorConfiguration, SmsConfiguration, UserVerification};
+
+    fn settings(json: serde_json::Value) -> MfaSettings {
+        serde_json::from_value(json).expect("test settings parse")
+    }
+
+    fn fields(p: &Plan) -> Vec<&str> {
+        p.changes.iter().map(|c| c.field.as_str()).collect()
+    }
+
+    const SMS_ROLE: &str = "arn:aws:iam::123456789012:role/sms";
+
+    /// One case per rule of COGNITO.md's drift comparison and of the design's plan.
+    #[rstest]
+    // Set is a full replace: the same configuration is in sync.
+    #[case::same_config_in_sync(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        &[]
+    )]
+    // Missing TOTP block = Enabled false.
+    #[case::missing_totp_is_disabled(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {}, "softwareTokenMfaConfiguration": {"enabled": false}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {}}),
+        &[]
+    )]
+    // Get may return Enabled: false for TOTP: that is off.
+    #[case::totp_enabled_false_is_off(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {}, "softwareTokenMfaConfiguration": {"enabled": false}}),
+        &[]
+    )]
+    #[case::totp_turned_on(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {}}),
+        &["softwareTokenMfaConfiguration.enabled", "smsMfaConfiguration"]
+    )]
+    // Missing SMS or email block = disabled.
+    #[case::sms_block_absent_is_off(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}, "smsMfaConfiguration": {}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        &["smsMfaConfiguration"]
+    )]
+    #[case::email_block_absent_is_off(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        &["softwareTokenMfaConfiguration.enabled", "emailMfaConfiguration"]
+    )]
+    // A message or subject the spec leaves out is the AWS default: not diffed.
+    #[case::unset_messages_not_diffed(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {}, "emailMfaConfiguration": {}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL",
+            "smsMfaConfiguration": {"smsAuthenticationMessage": "Code {####}", "smsConfiguration": {"snsCallerArn": SMS_ROLE}},
+            "emailMfaConfiguration": {"message": "Code {####}", "subject": "Sign in"}}),
+        &[]
+    )]
+    #[case::set_message_diffed(
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {"subject": "New"}}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {"message": "Code {####}", "subject": "Old"}}),
+        &["emailMfaConfiguration.subject"]
+    )]
+    // A WebAuthn configuration the spec does not set is not drift.
+    #[case::unmanaged_webauthn_not_drift(
+        serde_json::json!({"mfaConfiguration": "OFF"}),
+        serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "a.example.com", "userVerification": "required"}}),
+        &[]
+    )]
+    // Missing FactorConfiguration = SINGLE_FACTOR, missing UserVerification = preferred.
+    #[case::webauthn_defaults(
+        serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {}}),
+        serde_json::json!({"mfaConfiguration": "OFF"}),
+        &[]
+    )]
+    #[case::webauthn_factor_changed(
+        serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {"factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}),
+        serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}),
+        &["webAuthnConfiguration.factorConfiguration"]
+    )]
+    #[case::mode_changed(
+        serde_json::json!({"mfaConfiguration": "OFF"}),
+        serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        &["mfaConfiguration", "softwareTokenMfaConfiguration.enabled"]
+    )]
+    fn drift_comparison(
+        #[case] desired: serde_json::Value,
+        #[case] live: serde_json::Value,
+        #[case] expected: &[&str],
+    ) {
+        let p = plan(&settings(desired), &settings(live), false);
+        assert_eq!(fields(&p), expected);
+        assert_eq!(p.action == Action::InSync, expected.is_empty());
+    }
+
+    #[test]
+    fn unsolicited_single_factor_webauthn_is_dropped_and_not_sent() {
+        // Get may return WebAuthnConfiguration{FactorConfiguration: SINGLE_FACTOR} that nobody set.
+        let live = settings(
+            serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {"factorConfiguration": "SINGLE_FACTOR"}}),
+        );
+        assert_eq!(normalise(&live).web_authn_configuration, None);
+        let desired = settings(
+            serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        );
+        assert_eq!(plan(&desired, &live, false).request.web_authn_configuration, None);
+    }
+
+    #[test]
+    fn request_is_complete_and_carries_unset_values_over() {
+        let desired = settings(serde_json::json!({
+            "mfaConfiguration": "OPTIONAL",
+            "smsMfaConfiguration": {"smsAuthenticationMessage": "New {####}"},
+            "emailMfaConfiguration": {"subject": "Sign-in code"}
+        }));
+        let live = settings(serde_json::json!({
+            "mfaConfiguration": "ON",
+            "softwareTokenMfaConfiguration": {"enabled": true},
+            "smsMfaConfiguration": {"smsAuthenticationMessage": "Old {####}",
+                "smsConfiguration": {"snsCallerArn": SMS_ROLE, "externalId": "ext", "snsRegion": "eu-west-1"}},
+            "emailMfaConfiguration": {"message": "Mail {####}", "subject": "Old subject"},
+            "webAuthnConfiguration": {"relyingPartyId": "auth.example.com", "userVerification": "required"}
+        }));
+        let p = plan(&desired, &live, false);
+        let r = &p.request;
+        assert_eq!(r.mfa_configuration, MfaMode::Optional);
+        // TOTP is turned off explicitly, never by omission.
+        assert_eq!(
+            r.software_token_mfa_configuration,
+            Some(SoftwareTokenMfa { enabled: false })
+        );
+        let sms = r.sms_mfa_configuration.as_ref().expect("SMS stays on");
+        assert_eq!(sms.sms_authentication_message.as_deref(), Some("New {####}"));
+        assert_eq!(
+            sms.sms_configuration,
+            Some(SmsConfiguration {
+                sns_caller_arn: Some(SMS_ROLE.into()),
+                external_id: Some("ext".into()),
+                sns_region: Some("eu-west-1".into()),
+                eums_sms: None
+            })
+        );
+        let email = r.email_mfa_configuration.as_ref().expect("email stays on");
+        assert_eq!(email.message.as_deref(), Some("Mail {####}"));
+        assert_eq!(email.subject.as_deref(), Some("Sign-in code"));
+        let w = r.web_authn_configuration.as_ref().expect("passkeys carried over");
+        assert_eq!(w.relying_party_id.as_deref(), Some("auth.example.com"));
+        assert_eq!(w.user_verification, UserVerification::Required);
+    }
+
+    #[test]
+    fn off_request_has_no_factor_blocks_but_keeps_passkeys() {
+        let desired = settings(serde_json::json!({"mfaConfiguration": "OFF"}));
+        let live = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
+            "softwareTokenMfaConfiguration": {"enabled": true}, "emailMfaConfiguration": {},
+            "webAuthnConfiguration": {"relyingPartyId": "auth.example.com"}}));
+        let r = plan(&desired, &live, false).request;
+        assert_eq!(r.software_token_mfa_configuration, None);
+        assert_eq!(r.sms_mfa_configuration, None);
+        assert_eq!(r.email_mfa_configuration, None);
+        assert!(r.web_authn_configuration.is_some());
+    }
+
+    #[test]
+    fn external_ids_are_redacted_in_changes() {
+        let desired = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
+            "smsMfaConfiguration": {"smsConfiguration": {"externalId": "new-secret"}}}));
+        let live = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
+            "smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": SMS_ROLE, "externalId": "old-secret"}}}));
+        let p = plan(&desired, &live, false);
+        assert_eq!(fields(&p), ["smsMfaConfiguration.smsConfiguration.externalId"]);
+        let shown = format!("{:?} {}", p.changes, serde_json::to_string(&p).unwrap());
+        assert!(!shown.contains("secret"), "{shown}");
+        // The request still carries the real value.
+        let c = p
+            .request
+            .sms_mfa_configuration
+            .unwrap()
+            .sms_configuration
+            .unwrap();
+        assert_eq!(c.external_id.as_deref(), Some("new-secret"));
+    }
+
+    const TOTP_OPTIONAL: &str =
+        r#"{"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}"#;
+
+    /// The guardrail: which changes are disruptive, and that approval lets them through.
+    #[rstest]
+    #[case::optional_to_on(
+        TOTP_OPTIONAL,
+        r#"{"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}}"#,
+        "MfaRequired"
+    )]
+    #[case::off_to_on(
+        r#"{"mfaConfiguration": "OFF"}"#,
+        r#"{"mfaConfiguration": "ON", "smsMfaConfiguration": {}}"#,
+        "MfaRequired"
+    )]
+    #[case::last_factor_removed(
+        r#"{"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {}}"#,
+        r#"{"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}"#,
+        "FactorsRemoved"
+    )]
+    #[case::relying_party_changed(
+        r#"{"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "old.example.com"}}"#,
+        r#"{"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "new.example.com"}}"#,
+        "RelyingPartyChanged"
+    )]
+    fn disruptive_changes_wait_for_approval(#[case] live: &str, #[case] desired: &str, #[case] kind: &str) {
+        let (live, desired) = (
+            settings(serde_json::from_str(live).unwrap()),
+            settings(serde_json::from_str(desired).unwrap()),
+        );
+        let waiting = plan(&desired, &live, false);
+        assert_eq!(waiting.action, Action::AwaitApproval);
+        let kinds: Vec<String> = waiting
+            .disruptions
+            .iter()
+            .map(|d| {
+                serde_json::to_value(d).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert!(kinds.contains(&kind.to_owned()), "{kinds:?}");
+        let approved = plan(&desired, &live, true);
+        assert_eq!(approved.action, Action::Apply);
+        assert_eq!(approved.request, waiting.request);
+    }
+
+    /// Changes that are not disruptive go through without approval.
+    #[rstest]
+    #[case::on_to_optional(
+        r#"{"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}}"#,
+        TOTP_OPTIONAL
+    )]
+    #[case::off_to_optional(r#"{"mfaConfiguration": "OFF"}"#, TOTP_OPTIONAL)]
+    #[case::factor_added(TOTP_OPTIONAL, r#"{"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}, "smsMfaConfiguration": {}}"#)]
+    #[case::one_of_two_factors_removed(
+        r#"{"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}, "smsMfaConfiguration": {}}"#,
+        r#"{"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}}"#
+    )]
+    #[case::mfa_turned_off(TOTP_OPTIONAL, r#"{"mfaConfiguration": "OFF"}"#)]
+    #[case::first_relying_party(
+        r#"{"mfaConfiguration": "OFF"}"#,
+        r#"{"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}"#
+    )]
+    fn safe_changes_apply_without_approval(#[case] live: &str, #[case] desired: &str) {
+        let p = plan(
+            &settings(serde_json::from_str(desired).unwrap()),
+            &settings(serde_json::from_str(live).unwrap()),
+            false,
+        );
+        assert_eq!(p.action, Action::Apply, "{:?}", p.disruptions);
+        assert!(p.disruptions.is_empty());
+    }
+
+    #[rstest]
+    #[case::email_on_lite(
+        r#"{"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {}}"#,
+        PoolFacts { tier: Some("LITE".into()), email_sending_account: Some("DEVELOPER".into()), ..Default::default() },
+        1
+    )]
+    #[case::email_without_ses(
+        r#"{"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {}}"#,
+        PoolFacts { tier: Some("ESSENTIALS".into()), email_sending_account: Some("COGNITO_DEFAULT".into()), ..Default::default() },
+        1
+    )]
+    #[case::email_ready(
+        r#"{"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {}}"#,
+        PoolFacts { tier: Some("ESSENTIALS".into()), email_sending_account: Some("DEVELOPER".into()), ..Default::default() },
+        0
+    )]
+    #[case::multi_factor_passkey_on_lite(
+        r#"{"mfaConfiguration": "OFF", "webAuthnConfiguration": {"factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}"#,
+        PoolFacts { tier: Some("LITE".into()), ..Default::default() },
+        1
+    )]
+    #[case::on_with_passkey_first_factor(
+        r#"{"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}}"#,
+        PoolFacts { allowed_first_auth_factors: vec!["PASSWORD".into(), "WEB_AUTHN".into()], ..Default::default() },
+        1
+    )]
+    #[case::on_with_multi_factor_passkey(
+        r#"{"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}, "webAuthnConfiguration": {"factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}"#,
+        PoolFacts { allowed_first_auth_factors: vec!["WEB_AUTHN".into()], tier: Some("PLUS".into()), ..Default::default() },
+        0
+    )]
+    #[case::unknown_facts_do_not_block(
+        r#"{"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {}}"#,
+        PoolFacts::default(),
+        0
+    )]
+    fn prerequisites(#[case] request: &str, #[case] facts: PoolFacts, #[case] missing: usize) {
+        let request = settings(serde_json::from_str(request).unwrap());
+        assert!(has_prerequisites(&request));
+        assert_eq!(missing_prerequisites(&request, &facts).len(), missing);
+    }
+
+    // --- Properties ----------------------------------------------------------------------------
+
+    fn opt_text(prefix: &'static str) -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(
+            proptest::sample::select(vec!["a", "b"]).prop_map(move |s| format!("{prefix} {s} {{####}}")),
+        )
+    }
+
+    fn sms() -> impl Strategy<Value = SmsMfa> {
+        (
+            opt_text("sms"),
+            proptest::option::of((
+                proptest::option::of(proptest::sample::select(vec![
+                    SMS_ROLE,
+                    "arn:aws:iam::123456789012:role/other",
+                ])),
+                proptest::option::of(proptest::sample::select(vec!["x1", "x2"])),
+                proptest::option::of(proptest::sample::select(vec!["eu-west-1", "us-east-1"])),
+            )),
+        )
+            .prop_map(|(message, conf)| SmsMfa {
+                sms_authentication_message: message,
+                sms_configuration: conf.map(|(arn, ext, region)| SmsConfiguration {
+                    sns_caller_arn: arn.map(Into::into),
+                    external_id: ext.map(Into::into),
+                    sns_region: region.map(Into::into),
+                    eums_sms: None,
+                }),
+            })
+    }
+
+    fn email() -> impl Strategy<Value = EmailMfa> {
+        (
+            opt_text("mail"),
+            proptest::option::of(proptest::sample::select(vec!["S1", "S2"])),
+        )
+            .prop_map(|(message, subject)| EmailMfa {
+                message,
+                subject: subject.map(Into::into),
+            })
+    }
+
+    fn web_authn() -> impl Strategy<Value = WebAuthn> {
+        (
+            proptest::option::of(proptest::sample::select(vec!["a.example.com", "b.example.com"])),
+            proptest::bool::ANY,
+            proptest::bool::ANY,
+        )
+            .prop_map(|(rp, required, multi)| WebAuthn {
+                relying_party_id: rp.map(Into::into),
+                user_verification: if required {
+                    UserVerification::Required
+                } else {
+                    UserVerification::Preferred
+                },
+                factor_configuration: if multi {
+                    FactorConfiguration::MultiFactorWithUserVerification
+                } else {
+                    FactorConfiguration::SingleFactor
+                },
+            })
+    }
+
+    /// Any configuration Cognito could return.
+    fn live() -> impl Strategy<Value = MfaSettings> {
+        (
+            proptest::sample::select(vec![MfaMode::Off, MfaMode::On, MfaMode::Optional]),
+            proptest::option::of(proptest::bool::ANY),
+            proptest::option::of(sms()),
+            proptest::option::of(email()),
+            proptest::option::of(web_authn()),
+        )
+            .prop_map(|(mode, totp, sms, email, web_authn)| {
+                let factors = mode != MfaMode::Off;
+                MfaSettings {
+                    mfa_configuration: mode,
+                    software_token_mfa_configuration: totp
+                        .filter(|_| factors)
+                        .map(|enabled| SoftwareTokenMfa { enabled }),
+                    sms_mfa_configuration: sms.filter(|_| factors),
+                    email_mfa_configuration: email.filter(|_| factors),
+                    web_authn_configuration: web_authn,
+                }
+            })
+    }
+
+    /// Any valid spec.
+    fn desired() -> impl Strategy<Value = MfaSettings> {
+        live().prop_filter("valid specs only", |s| {
+            let factors = !enabled_factors(s).is_empty();
+            if s.mfa_configuration == MfaMode::Off {
+                s.software_token_mfa_configuration.is_none() && !factors
+            } else {
+                factors
+            }
+        })
+    }
+
+    /// What GetUserPoolMfaConfig returns after SetUserPoolMfaConfig(request), as COGNITO.md
+    /// describes it: a disabled TOTP factor left out, and a default passkey block that nobody set.
+    fn cognito_after(request: &MfaSettings) -> MfaSettings {
+        let mut out = request.clone();
+        if out
+            .software_token_mfa_configuration
+            .as_ref()
+            .is_some_and(|t| !t.enabled)
+        {
+            out.software_token_mfa_configuration = None;
+        }
+        if out.web_authn_configuration.is_none() {
+            out.web_authn_configuration = Some(WebAuthn::default());
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn applying_the_plan_converges(desired in desired(), live in live()) {
+            let first = plan(&desired, &live, true);
+            let after = cognito_after(&first.request);
+            let second = plan(&desired, &after, true);
+            prop_assert!(second.is_in_sync(), "left: {:?}", second.changes);
+            prop_assert_eq!(second.action, Action::InSync);
+        }
+
+        #[test]
+        fn an_apply_never_alters_what_the_policy_does_not_mention(desired in desired(), live in live()) {
+            let request = plan(&desired, &live, true).request;
+            let live = normalise(&live);
+            // Passkeys the policy does not mention stay as they are.
+            if desired.web_authn_configuration.is_none() {
+                prop_assert_eq!(&normalise(&request).web_authn_configuration, &live.web_authn_configuration);
+            }
+            // Unset messages and SMS settings of a factor that stays on stay as they are.
+            if let (Some(d), Some(l), Some(r)) = (&desired.sms_mfa_configuration, &live.sms_mfa_configuration, &request.sms_mfa_configuration) {
+                if d.sms_authentication_message.is_none() {
+                    prop_assert_eq!(&r.sms_authentication_message, &l.sms_authentication_message);
+                }
+                if d.sms_configuration.is_none() {
+                    prop_assert_eq!(&r.sms_configuration, &l.sms_configuration);
+                }
+            }
+            if let (Some(d), Some(l), Some(r)) = (&desired.email_mfa_configuration, &live.email_mfa_configuration, &request.email_mfa_configuration) {
+                if d.message.is_none() { prop_assert_eq!(&r.message, &l.message); }
+                if d.subject.is_none() { prop_assert_eq!(&r.subject, &l.subject); }
+            }
+        }
+
+        #[test]
+        fn requests_are_complete_and_acceptable_to_cognito(desired in desired(), live in live()) {
+            let r = plan(&desired, &live, true).request;
+            prop_assert_eq!(r.mfa_configuration, desired.mfa_configuration);
+            if r.mfa_configuration == MfaMode::Off {
+                // OFF with any factor block is rejected by Cognito.
+                prop_assert!(r.software_token_mfa_configuration.is_none() && r.sms_mfa_configuration.is_none() && r.email_mfa_configuration.is_none());
+            } else {
+                // TOTP is always explicit, and at least one factor is on.
+                prop_assert!(r.software_token_mfa_configuration.is_some());
+                prop_assert!(!enabled_factors(&r).is_empty());
+            }
+        }
+
+        #[test]
+        fn in_sync_exactly_when_nothing_the_policy_says_differs(desired in desired()) {
+            // A pool that already is what the request says is in sync, whatever it was before.
+            let p = plan(&desired, &desired, false);
+            prop_assert!(p.is_in_sync(), "{:?}", p.changes);
+        }
+    }
 }

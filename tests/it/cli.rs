@@ -1,0 +1,442 @@
+//! The offline commands against a real Cognito-compatible server: moto's server on loopback,
+//! reached through the real SDK client. moto's request recorder counts the writes.
+
+use aws_sdk_cognitoidentityprovider::types as aws;
+use serde_json::Value;
+
+use crate::support::{
+    TempFile, cli,
+    fault_proxy::{Fault, FaultProxy},
+    moto,
+};
+
+const REGION: &str = "eu-west-1";
+const SMS_ROLE: &str = "arn:aws:iam::123456789012:role/cognito-sms";
+
+fn policy_yaml(pool: &str, body: &str) -> String {
+    format!(
+        "apiVersion: cognitomfa.io/v1alpha1\nkind: CognitoMfaPolicy\nmetadata:\n  name: shop\n  namespace: identity\nspec:\n  userPoolId: {pool}\n{body}"
+    )
+}
+
+const TOTP_AND_SMS: &str = r#"  mfaConfiguration: OPTIONAL
+  softwareTokenMfaConfiguration: {enabled: true}
+  smsMfaConfiguration:
+    smsAuthenticationMessage: "Your code is {####}"
+    smsConfiguration: {snsCallerArn: "arn:aws:iam::123456789012:role/cognito-sms", externalId: "ext-secret-1"}
+"#;
+
+async fn live(
+    pool: &str,
+) -> aws_sdk_cognitoidentityprovider::operation::get_user_pool_mfa_config::GetUserPoolMfaConfigOutput {
+    moto::client(REGION)
+        .await
+        .get_user_pool_mfa_config()
+        .user_pool_id(pool)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The pool's configuration, comparable across reads.
+async fn snapshot(pool: &str) -> String {
+    let l = live(pool).await;
+    format!(
+        "{:?} {:?} {:?} {:?} {:?}",
+        l.mfa_configuration,
+        l.software_token_mfa_configuration,
+        l.sms_mfa_configuration,
+        l.email_mfa_configuration,
+        l.web_authn_configuration
+    )
+}
+
+async fn run(args: &[&str], file: &TempFile, endpoint: &str) -> crate::support::CliOutput {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-f", &file.path, "--endpoint-url", endpoint]);
+    cli(&all, None).await
+}
+
+#[tokio::test]
+async fn apply_then_plan_is_clean_and_reads_back() {
+    let pool = moto::create_pool(REGION).await;
+    let file = TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS));
+    let endpoint = moto::endpoint();
+
+    let planned = run(&["plan"], &file, &endpoint).await;
+    assert_eq!(planned.code, 2, "plan with changes pending exits 2: {planned:?}");
+    assert!(
+        planned.stdout.contains("mfaConfiguration: OFF -> OPTIONAL"),
+        "{}",
+        planned.stdout
+    );
+    assert!(
+        !planned.stdout.contains("ext-secret-1"),
+        "external IDs are never shown"
+    );
+    assert_eq!(
+        moto::calls(&pool, "SetUserPoolMfaConfig").await,
+        0,
+        "plan never writes"
+    );
+
+    let applied = run(&["apply"], &file, &endpoint).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert!(
+        applied.stdout.contains("read back: the pool matches the policy"),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 1);
+
+    let after = live(&pool).await;
+    assert_eq!(after.mfa_configuration, Some(aws::UserPoolMfaType::Optional));
+    assert_eq!(
+        after.software_token_mfa_configuration.map(|t| t.enabled),
+        Some(true)
+    );
+    let sms = after.sms_mfa_configuration.unwrap();
+    assert_eq!(
+        sms.sms_authentication_message.as_deref(),
+        Some("Your code is {####}")
+    );
+    assert_eq!(
+        sms.sms_configuration.unwrap().external_id.as_deref(),
+        Some("ext-secret-1")
+    );
+
+    let again = run(&["plan", "-o", "json"], &file, &endpoint).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    let report: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(report[0]["action"], "InSync");
+    assert_eq!(report[0]["changes"], serde_json::json!([]));
+
+    // Applying again is a no-op: no write.
+    let reapplied = run(&["apply"], &file, &endpoint).await;
+    assert_eq!(reapplied.code, 0);
+    assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 1);
+}
+
+#[tokio::test]
+async fn export_then_apply_is_a_no_op() {
+    let pool = moto::create_pool(REGION).await;
+    let endpoint = moto::endpoint();
+    // A pool configured by someone else.
+    moto::client(REGION)
+        .await
+        .set_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .mfa_configuration(aws::UserPoolMfaType::On)
+        .software_token_mfa_configuration(aws::SoftwareTokenMfaConfigType::builder().enabled(true).build())
+        .sms_mfa_configuration(
+            aws::SmsMfaConfigType::builder()
+                .sms_authentication_message("Code: {####}")
+                .sms_configuration(
+                    aws::SmsConfigurationType::builder()
+                        .sns_caller_arn(SMS_ROLE)
+                        .external_id("x-1")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sets_before = moto::calls(&pool, "SetUserPoolMfaConfig").await;
+
+    let exported = cli(
+        &[
+            "export",
+            "--user-pool-id",
+            &pool,
+            "--namespace",
+            "identity",
+            "--endpoint-url",
+            &endpoint,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(exported.code, 0, "{exported:?}");
+    assert!(
+        exported.stdout.contains("mfaConfiguration: \"ON\""),
+        "ON is quoted for YAML 1.1 readers: {}",
+        exported.stdout
+    );
+    let file = TempFile::new("exported.yaml", &exported.stdout);
+
+    let applied = run(&["apply"], &file, &endpoint).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert!(applied.stdout.contains("No changes"), "{}", applied.stdout);
+    assert_eq!(
+        moto::calls(&pool, "SetUserPoolMfaConfig").await,
+        sets_before,
+        "zero Set calls"
+    );
+
+    // The exported policy is a valid policy in every respect (the offline commands parse it as
+    // admission would).
+    let policies = cognito_mfa_operator::cli::parse_policies(&exported.stdout).unwrap();
+    assert_eq!(policies[0].metadata.namespace.as_deref(), Some("identity"));
+}
+
+#[tokio::test]
+async fn out_of_band_change_shows_in_plan_and_apply_undoes_it() {
+    let pool = moto::create_pool(REGION).await;
+    let endpoint = moto::endpoint();
+    let file = TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS));
+    assert_eq!(run(&["apply"], &file, &endpoint).await.code, 0);
+
+    // Someone turns TOTP off and SMS off behind the operator's back.
+    moto::client(REGION)
+        .await
+        .set_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .mfa_configuration(aws::UserPoolMfaType::Off)
+        .send()
+        .await
+        .unwrap();
+
+    let planned = run(&["plan", "-o", "json"], &file, &endpoint).await;
+    assert_eq!(planned.code, 2, "{planned:?}");
+    let report: Value = serde_json::from_str(&planned.stdout).unwrap();
+    let fields: Vec<&str> = report[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"mfaConfiguration") && fields.contains(&"smsMfaConfiguration"),
+        "{fields:?}"
+    );
+
+    let applied = run(&["apply"], &file, &endpoint).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert_eq!(
+        live(&pool).await.mfa_configuration,
+        Some(aws::UserPoolMfaType::Optional)
+    );
+    assert_eq!(run(&["plan"], &file, &endpoint).await.code, 0);
+}
+
+#[tokio::test]
+async fn disruptive_change_needs_the_annotation() {
+    let pool = moto::create_pool(REGION).await;
+    let endpoint = moto::endpoint();
+    assert_eq!(
+        run(
+            &["apply"],
+            &TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS)),
+            &endpoint
+        )
+        .await
+        .code,
+        0
+    );
+    let before = snapshot(&pool).await;
+
+    let on = TOTP_AND_SMS.replace("mfaConfiguration: OPTIONAL", "mfaConfiguration: \"ON\"");
+    let file = TempFile::new("on.yaml", &policy_yaml(&pool, &on));
+    let refused = run(&["apply"], &file, &endpoint).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stdout.contains("cognitomfa.io/allow-disruptive-changes"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(snapshot(&pool).await, before, "nothing written");
+
+    let approved = policy_yaml(&pool, &on).replace(
+        "  namespace: identity\n",
+        "  namespace: identity\n  annotations:\n    cognitomfa.io/allow-disruptive-changes: \"true\"\n",
+    );
+    let applied = run(&["apply"], &TempFile::new("approved.yaml", &approved), &endpoint).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert_eq!(
+        live(&pool).await.mfa_configuration,
+        Some(aws::UserPoolMfaType::On)
+    );
+}
+
+#[tokio::test]
+async fn observe_policies_are_never_written() {
+    let pool = moto::create_pool(REGION).await;
+    let body = format!("{TOTP_AND_SMS}  managementPolicy: Observe\n");
+    let file = TempFile::new("observe.yaml", &policy_yaml(&pool, &body));
+    let out = run(&["apply"], &file, &moto::endpoint()).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("Not applied") || out.stdout.contains("change(s)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 0);
+}
+
+/// Bad input: a non-zero exit, one message naming the cause, and the pool unchanged.
+#[rstest::rstest]
+#[case::malformed_yaml("spec: [", "not valid YAML")]
+#[case::wrong_kind(
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    "expected apiVersion cognitomfa.io/v1alpha1"
+)]
+#[case::unknown_field("POLICY  mfaConfig: OFF\n", "unknown field(s): spec.mfaConfig")]
+#[case::unquoted_off("POLICY_OFF", "is a boolean; quote the mode")]
+#[case::rule_violation("POLICY_OFF_WITH_TOTP", "mfaConfiguration OFF allows no")]
+#[case::limit_violation(
+    "POLICY_BAD_MESSAGE",
+    "spec.smsMfaConfiguration.smsAuthenticationMessage: must contain {####}"
+)]
+#[case::bad_enum("POLICY_MAYBE", "unknown variant `MAYBE`")]
+#[case::empty("", "no CognitoMfaPolicy document found")]
+#[tokio::test]
+async fn bad_input_is_rejected_before_any_call(#[case] input: &str, #[case] message: &str) {
+    let pool = moto::create_pool(REGION).await;
+    let endpoint = moto::endpoint();
+    assert_eq!(
+        run(
+            &["apply"],
+            &TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS)),
+            &endpoint
+        )
+        .await
+        .code,
+        0
+    );
+    let before = snapshot(&pool).await;
+    let gets_before = moto::calls(&pool, "GetUserPoolMfaConfig").await;
+    let text = match input {
+        "POLICY_OFF" => policy_yaml(&pool, "  mfaConfiguration: OFF\n"),
+        "POLICY_OFF_WITH_TOTP" => policy_yaml(
+            &pool,
+            "  mfaConfiguration: \"OFF\"\n  softwareTokenMfaConfiguration: {enabled: false}\n",
+        ),
+        "POLICY_BAD_MESSAGE" => policy_yaml(&pool, &TOTP_AND_SMS.replace("Your code is {####}", "Your code")),
+        "POLICY_MAYBE" => policy_yaml(&pool, "  mfaConfiguration: MAYBE\n"),
+        other => other.replace("POLICY", &policy_yaml(&pool, TOTP_AND_SMS)),
+    };
+    let file = TempFile::new("bad.yaml", &text);
+    for command in ["plan", "apply"] {
+        let out = run(&[command], &file, &endpoint).await;
+        assert_eq!(out.code, 1, "{command}: {out:?}");
+        assert!(
+            out.stderr.contains(message),
+            "{command}: expected {message:?} in {:?}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "one message: {:?}",
+            out.stderr
+        );
+    }
+    assert_eq!(snapshot(&pool).await, before);
+    // The one Get since is the snapshot's: the commands made no call at all.
+    assert_eq!(moto::calls(&pool, "GetUserPoolMfaConfig").await, gets_before + 1);
+    assert_eq!(
+        moto::calls(&pool, "SetUserPoolMfaConfig").await,
+        1,
+        "only the setup's write"
+    );
+}
+
+#[tokio::test]
+async fn missing_pool_is_named() {
+    let file = TempFile::new("p.yaml", &policy_yaml("eu-west-1_DoesNotExist1", TOTP_AND_SMS));
+    let out = run(&["apply"], &file, &moto::endpoint()).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("ResourceNotFoundException") && out.stderr.contains("eu-west-1_DoesNotExist1"),
+        "{}",
+        out.stderr
+    );
+    let exported = cli(
+        &[
+            "export",
+            "--user-pool-id",
+            "eu-west-1_DoesNotExist1",
+            "--endpoint-url",
+            &moto::endpoint(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(exported.code, 1);
+    assert!(
+        exported.stderr.contains("ResourceNotFoundException"),
+        "{}",
+        exported.stderr
+    );
+}
+
+#[tokio::test]
+async fn throttled_writes_fail_cleanly_within_bounded_attempts() {
+    let pool = moto::create_pool(REGION).await;
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    proxy.inject("SetUserPoolMfaConfig", Fault::Throttle, None);
+    let before = snapshot(&pool).await;
+    let out = run(
+        &["apply"],
+        &TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS)),
+        &proxy.url,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("TooManyRequestsException"), "{}", out.stderr);
+    assert_eq!(
+        proxy.seen("SetUserPoolMfaConfig"),
+        3,
+        "the SDK's bounded retries, then a clean failure"
+    );
+    assert_eq!(snapshot(&pool).await, before);
+}
+
+#[tokio::test]
+async fn failing_and_unreachable_endpoints_fail_cleanly() {
+    let pool = moto::create_pool(REGION).await;
+    let file = TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS));
+    let before = snapshot(&pool).await;
+
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    proxy.inject("GetUserPoolMfaConfig", Fault::InternalError, None);
+    let out = run(&["apply"], &file, &proxy.url).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("InternalErrorException"), "{}", out.stderr);
+    assert_eq!(proxy.seen("SetUserPoolMfaConfig"), 0);
+
+    // A port nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let out = run(&["plan"], &file, &closed).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("DispatchFailure") || out.stderr.contains("Connection refused"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(&pool).await, before);
+}
+
+#[tokio::test]
+async fn help_and_usage_errors() {
+    let help = cli(&["--help"], None).await;
+    assert_eq!(help.code, 0);
+    for command in ["crd", "plan", "apply", "export"] {
+        assert!(help.stdout.contains(command), "{}", help.stdout);
+    }
+    let plan_help = cli(&["plan", "--help"], None).await;
+    assert!(
+        plan_help.stdout.contains("--endpoint-url") && plan_help.stdout.contains("Exit code"),
+        "{}",
+        plan_help.stdout
+    );
+    let usage = cli(&["plan"], None).await;
+    assert_eq!(
+        usage.code, 1,
+        "usage errors exit 1 (2 means changes pending): {usage:?}"
+    );
+}

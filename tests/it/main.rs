@@ -1,0 +1,9 @@
+//! Integration tests: the engine against a real Cognito-compatible server (moto) and the SDK's
+//! own mocks, and the CRD against the rules admission applies.
+
+mod support;
+
+mod cli;
+mod crd;
+mod mocked;
+mod validation;

@@ -1,0 +1,454 @@
+//! What moto cannot produce, through the SDK's own mocks (aws-smithy-mocks): every error class
+//! Cognito returns, and the email and passkey settings that moto ignores.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_cognitoidentityprovider::{
+    Client,
+    config::http::HttpResponse,
+    operation::{
+        describe_user_pool::DescribeUserPoolOutput,
+        get_user_pool_mfa_config::GetUserPoolMfaConfigOutput,
+        set_user_pool_mfa_config::{SetUserPoolMfaConfigInput, SetUserPoolMfaConfigOutput},
+    },
+    types as aws,
+};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use cognito_mfa_operator::{
+    api::{FactorConfiguration, MfaMode, MfaSettings, UserVerification},
+    cognito::{self, Cognito, ErrorClass, Retry, Target},
+    plan::Action,
+    sync::{self, Mode},
+};
+use rstest::rstest;
+use serde_json::json;
+
+const ATTEMPTS: u32 = 3;
+
+fn target() -> Target {
+    Target {
+        user_pool_id: "eu-west-1_AbC123".into(),
+        region: "eu-west-1".into(),
+        role: None,
+    }
+}
+
+fn settings(v: serde_json::Value) -> MfaSettings {
+    serde_json::from_value(v).unwrap()
+}
+
+/// A client with the operator's retry policy (its waits shortened) over `rules`.
+macro_rules! client {
+    ($rules:expr) => {
+        mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::MatchAny, $rules, |b| b
+            .region(aws_sdk_cognitoidentityprovider::config::Region::new("eu-west-1"))
+            .retry_config(
+                cognito::retry_config(ATTEMPTS)
+                    .with_initial_backoff(std::time::Duration::from_millis(1))
+                    .with_max_backoff(std::time::Duration::from_millis(2))
+            ))
+    };
+}
+
+/// An error answer as Cognito sends it on the wire (JSON protocol).
+fn aws_error(status: u16, code: &'static str) -> HttpResponse {
+    let body = json!({"__type": code, "message": format!("{code} from the mock")}).to_string();
+    let mut resp = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+    resp.headers_mut()
+        .insert("content-type", "application/x-amz-json-1.1");
+    resp.headers_mut().insert("x-amzn-errortype", code);
+    resp
+}
+
+/// Every error SetUserPoolMfaConfig is modelled with, plus IAM's AccessDeniedException (not in the
+/// model), and what the operator makes of each: class, how to retry, status reason, and how
+/// many attempts one call makes.
+#[rstest]
+#[case::throttled(
+    400,
+    "TooManyRequestsException",
+    ErrorClass::Throttled,
+    Retry::Backoff,
+    "Throttled",
+    ATTEMPTS
+)]
+#[case::internal_error(
+    500,
+    "InternalErrorException",
+    ErrorClass::Unavailable,
+    Retry::Backoff,
+    "AwsUnavailable",
+    ATTEMPTS
+)]
+#[case::concurrent_modification(
+    400,
+    "ConcurrentModificationException",
+    ErrorClass::ConcurrentModification,
+    Retry::Short,
+    "AwsUnavailable",
+    1
+)]
+#[case::sms_role_access_policy(
+    400,
+    "InvalidSmsRoleAccessPolicyException",
+    ErrorClass::InvalidSmsRole,
+    Retry::ForAWhile,
+    "InvalidSmsRole",
+    1
+)]
+#[case::sms_role_trust(
+    400,
+    "InvalidSmsRoleTrustRelationshipException",
+    ErrorClass::InvalidSmsRole,
+    Retry::ForAWhile,
+    "InvalidSmsRole",
+    1
+)]
+#[case::invalid_parameter(
+    400,
+    "InvalidParameterException",
+    ErrorClass::InvalidParameter,
+    Retry::Terminal,
+    "InvalidSpec",
+    1
+)]
+#[case::feature_unavailable(
+    400,
+    "FeatureUnavailableInTierException",
+    ErrorClass::FeatureUnavailableInTier,
+    Retry::Terminal,
+    "FeatureUnavailableInTier",
+    1
+)]
+#[case::operation_not_enabled(
+    400,
+    "OperationNotEnabledException",
+    ErrorClass::OperationNotEnabled,
+    Retry::Terminal,
+    "PrerequisiteMissing",
+    1
+)]
+#[case::not_authorized(
+    400,
+    "NotAuthorizedException",
+    ErrorClass::AccessDenied,
+    Retry::Terminal,
+    "AccessDenied",
+    1
+)]
+#[case::access_denied(
+    400,
+    "AccessDeniedException",
+    ErrorClass::AccessDenied,
+    Retry::Terminal,
+    "AccessDenied",
+    1
+)]
+#[case::pool_gone(
+    400,
+    "ResourceNotFoundException",
+    ErrorClass::PoolNotFound,
+    Retry::Gone,
+    "UserPoolNotFound",
+    1
+)]
+#[tokio::test]
+async fn set_errors_are_classified(
+    #[case] status: u16,
+    #[case] code: &'static str,
+    #[case] class: ErrorClass,
+    #[case] retry: Retry,
+    #[case] reason: &str,
+    #[case] attempts: u32,
+) {
+    let rule = mock!(Client::set_user_pool_mfa_config).then_http_response(move || aws_error(status, code));
+    let cognito = Cognito::with_client(client!([&rule]));
+    let request =
+        settings(json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}));
+    let err = cognito
+        .set(&target(), &request)
+        .await
+        .expect_err("the mock fails every call");
+    assert_eq!(err.class, class);
+    assert_eq!(err.code, code);
+    assert_eq!(class.retry(), retry);
+    assert_eq!(class.reason(), reason);
+    assert_eq!(rule.num_calls(), attempts as usize, "attempts for {code}");
+    assert!(
+        err.to_string().contains(code) && err.to_string().contains("eu-west-1_AbC123"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn get_errors_are_classified_too() {
+    let rule = mock!(Client::get_user_pool_mfa_config)
+        .then_http_response(|| aws_error(400, "ResourceNotFoundException"));
+    let cognito = Cognito::with_client(client!([&rule]));
+    let err = cognito.get(&target()).await.expect_err("no such pool");
+    assert_eq!(err.class, ErrorClass::PoolNotFound);
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_throttled_call_that_recovers_succeeds() {
+    let rule = mock!(Client::get_user_pool_mfa_config)
+        .sequence()
+        .http_response(|| aws_error(400, "TooManyRequestsException"))
+        .output(|| {
+            GetUserPoolMfaConfigOutput::builder()
+                .mfa_configuration(aws::UserPoolMfaType::Off)
+                .build()
+        })
+        .build();
+    let cognito = Cognito::with_client(client!([&rule]));
+    let live = cognito.get(&target()).await.expect("the retry succeeds");
+    assert_eq!(live.mfa_configuration, MfaMode::Off);
+    assert_eq!(rule.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn email_and_passkey_settings_are_read_from_the_wire() {
+    // What Cognito sends for a pool with TOTP, email and passkeys (moto never returns these).
+    let body = json!({
+        "MfaConfiguration": "ON",
+        "SoftwareTokenMfaConfiguration": {"Enabled": true},
+        "EmailMfaConfiguration": {"Message": "Your code is {####}", "Subject": "Sign-in code"},
+        "WebAuthnConfiguration": {"RelyingPartyId": "auth.example.com", "UserVerification": "required",
+                                  "FactorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}
+    })
+    .to_string();
+    let rule = mock!(Client::get_user_pool_mfa_config).then_http_response(move || {
+        let mut r = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body.clone()));
+        r.headers_mut()
+            .insert("content-type", "application/x-amz-json-1.1");
+        r
+    });
+    let live = Cognito::with_client(client!([&rule]))
+        .get(&target())
+        .await
+        .unwrap();
+    assert_eq!(
+        live,
+        settings(json!({
+            "mfaConfiguration": "ON",
+            "softwareTokenMfaConfiguration": {"enabled": true},
+            "emailMfaConfiguration": {"message": "Your code is {####}", "subject": "Sign-in code"},
+            "webAuthnConfiguration": {"relyingPartyId": "auth.example.com", "userVerification": "required",
+                                      "factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}
+        }))
+    );
+}
+
+/// A Cognito stand-in with memory: Set stores the configuration, Get returns it the way Cognito
+/// does (factors that are off left out).
+struct Pool {
+    state: Arc<Mutex<GetUserPoolMfaConfigOutput>>,
+    set_requests: Arc<Mutex<Vec<SetUserPoolMfaConfigInput>>>,
+    get: aws_smithy_mocks::Rule,
+    set: aws_smithy_mocks::Rule,
+}
+
+impl Pool {
+    fn new(initial: GetUserPoolMfaConfigOutput) -> Self {
+        let state = Arc::new(Mutex::new(initial));
+        let set_requests = Arc::new(Mutex::new(Vec::new()));
+        let get = {
+            let state = state.clone();
+            mock!(Client::get_user_pool_mfa_config)
+                .then_compute_output(move |_| state.lock().unwrap().clone())
+        };
+        let set = {
+            let (state, requests) = (state.clone(), set_requests.clone());
+            mock!(Client::set_user_pool_mfa_config).then_compute_output(
+                move |req: &SetUserPoolMfaConfigInput| {
+                    requests.lock().unwrap().push(req.clone());
+                    *state.lock().unwrap() = GetUserPoolMfaConfigOutput::builder()
+                        .set_mfa_configuration(req.mfa_configuration.clone())
+                        .set_sms_mfa_configuration(req.sms_mfa_configuration.clone())
+                        .set_software_token_mfa_configuration(
+                            req.software_token_mfa_configuration.clone().filter(|t| t.enabled),
+                        )
+                        .set_email_mfa_configuration(req.email_mfa_configuration.clone())
+                        .set_web_authn_configuration(req.web_authn_configuration.clone())
+                        .build();
+                    SetUserPoolMfaConfigOutput::builder().build()
+                },
+            )
+        };
+        Self {
+            state,
+            set_requests,
+            get,
+            set,
+        }
+    }
+}
+
+#[tokio::test]
+async fn email_and_passkeys_round_trip_and_then_stay_in_sync() {
+    let pool = Pool::new(
+        GetUserPoolMfaConfigOutput::builder()
+            .mfa_configuration(aws::UserPoolMfaType::Off)
+            .build(),
+    );
+    let describe = mock!(Client::describe_user_pool).then_output(|| {
+        DescribeUserPoolOutput::builder()
+            .user_pool(
+                aws::UserPoolType::builder()
+                    .user_pool_tier(aws::UserPoolTierType::Essentials)
+                    .email_configuration(
+                        aws::EmailConfigurationType::builder()
+                            .email_sending_account(aws::EmailSendingAccountType::Developer)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let cognito = Cognito::with_client(client!([&pool.get, &pool.set, &describe]));
+    let desired = settings(json!({
+        "mfaConfiguration": "OPTIONAL",
+        "emailMfaConfiguration": {"message": "Your code is {####}", "subject": "Sign-in code"},
+        "webAuthnConfiguration": {"relyingPartyId": "auth.example.com", "userVerification": "required",
+                                  "factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}
+    }));
+    let first = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+        .await
+        .unwrap();
+    assert!(first.wrote && first.in_sync(), "{first:?}");
+    let w = first.after.web_authn_configuration.as_ref().unwrap();
+    assert_eq!(
+        w.factor_configuration,
+        FactorConfiguration::MultiFactorWithUserVerification
+    );
+    assert_eq!(w.user_verification, UserVerification::Required);
+    // The exact request: complete, TOTP explicitly off, no SMS.
+    let req = pool.set_requests.lock().unwrap()[0].clone();
+    assert_eq!(req.mfa_configuration, Some(aws::UserPoolMfaType::Optional));
+    assert_eq!(
+        req.software_token_mfa_configuration.map(|t| t.enabled),
+        Some(false)
+    );
+    assert!(req.sms_mfa_configuration.is_none());
+    let email = req.email_mfa_configuration.unwrap();
+    assert_eq!(
+        (email.message.as_deref(), email.subject.as_deref()),
+        (Some("Your code is {####}"), Some("Sign-in code"))
+    );
+    let w = req.web_authn_configuration.unwrap();
+    assert_eq!(w.relying_party_id.as_deref(), Some("auth.example.com"));
+    assert_eq!(
+        w.factor_configuration,
+        Some(aws::WebAuthnFactorConfigurationType::MultiFactorWithUserVerification)
+    );
+    // Steady state: one Get, no Set.
+    let (gets, sets) = (pool.get.num_calls(), pool.set.num_calls());
+    let second = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+        .await
+        .unwrap();
+    assert_eq!(second.plan.action, Action::InSync);
+    assert_eq!((pool.get.num_calls() - gets, pool.set.num_calls() - sets), (1, 0));
+}
+
+#[tokio::test]
+async fn unmentioned_email_message_and_passkeys_are_carried_over() {
+    let pool = Pool::new(
+        GetUserPoolMfaConfigOutput::builder()
+            .mfa_configuration(aws::UserPoolMfaType::Optional)
+            .email_mfa_configuration(
+                aws::EmailMfaConfigType::builder()
+                    .message("Custom {####} text")
+                    .subject("Old")
+                    .build(),
+            )
+            .web_authn_configuration(
+                aws::WebAuthnConfigurationType::builder()
+                    .relying_party_id("auth.example.com")
+                    .user_verification(aws::UserVerificationType::Required)
+                    .build(),
+            )
+            .build(),
+    );
+    let describe =
+        mock!(Client::describe_user_pool).then_http_response(|| aws_error(400, "AccessDeniedException"));
+    let cognito = Cognito::with_client(client!([&pool.get, &pool.set, &describe]));
+    let desired = settings(
+        json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+                                  "emailMfaConfiguration": {"subject": "New"}}),
+    );
+    let out = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+        .await
+        .unwrap();
+    // DescribeUserPool is optional: denied, the check is skipped and the write goes ahead.
+    assert_eq!(describe.num_calls(), 1);
+    assert!(out.wrote && out.in_sync(), "{out:?}");
+    let state = pool.state.lock().unwrap().clone();
+    let email = state.email_mfa_configuration.unwrap();
+    assert_eq!(
+        (email.message.as_deref(), email.subject.as_deref()),
+        (Some("Custom {####} text"), Some("New"))
+    );
+    let w = state.web_authn_configuration.unwrap();
+    assert_eq!(w.relying_party_id.as_deref(), Some("auth.example.com"));
+    assert_eq!(w.user_verification, Some(aws::UserVerificationType::Required));
+}
+
+#[tokio::test]
+async fn missing_prerequisites_stop_the_write() {
+    let pool = Pool::new(
+        GetUserPoolMfaConfigOutput::builder()
+            .mfa_configuration(aws::UserPoolMfaType::Off)
+            .build(),
+    );
+    let describe = mock!(Client::describe_user_pool).then_output(|| {
+        DescribeUserPoolOutput::builder()
+            .user_pool(
+                aws::UserPoolType::builder()
+                    .user_pool_tier(aws::UserPoolTierType::Lite)
+                    .build(),
+            )
+            .build()
+    });
+    let cognito = Cognito::with_client(client!([&pool.get, &pool.set, &describe]));
+    let desired = settings(json!({"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {}}));
+    let out = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+        .await
+        .unwrap();
+    assert!(!out.wrote);
+    assert_eq!(pool.set.num_calls(), 0);
+    assert!(
+        out.missing_prerequisites.iter().any(|m| m.contains("Essentials")),
+        "{:?}",
+        out.missing_prerequisites
+    );
+}
+
+#[tokio::test]
+async fn disruptive_change_is_not_written_without_approval() {
+    let pool = Pool::new(
+        GetUserPoolMfaConfigOutput::builder()
+            .mfa_configuration(aws::UserPoolMfaType::Optional)
+            .software_token_mfa_configuration(
+                aws::SoftwareTokenMfaConfigType::builder().enabled(true).build(),
+            )
+            .build(),
+    );
+    let describe =
+        mock!(Client::describe_user_pool).then_output(|| DescribeUserPoolOutput::builder().build());
+    let cognito = Cognito::with_client(client!([&pool.get, &pool.set, &describe]));
+    let desired =
+        settings(json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}}));
+    let waiting = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+        .await
+        .unwrap();
+    assert_eq!(waiting.plan.action, Action::AwaitApproval);
+    assert_eq!(pool.set.num_calls(), 0);
+    let approved = sync::run(&cognito, &target(), &desired, true, Mode::Enforce)
+        .await
+        .unwrap();
+    assert!(approved.wrote && approved.in_sync());
+    assert_eq!(pool.set.num_calls(), 1);
+}

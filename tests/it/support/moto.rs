@@ -1,0 +1,91 @@
+//! moto's server (a Cognito-compatible server on loopback), started by the project's test
+//! command and named by `MOTO_ENDPOINT`.
+
+use aws_sdk_cognitoidentityprovider::{Client, config::Credentials};
+use base64::Engine as _;
+
+/// The moto server's URL.
+pub fn endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").expect(
+        "MOTO_ENDPOINT is not set: run the tests with hack/test.sh, which starts moto's server on loopback",
+    )
+}
+
+/// A real SDK client talking to moto (for setting up pools and changing them out of band).
+pub async fn client(region: &str) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// Creates a user pool in `region` and returns its ID.
+pub async fn create_pool(region: &str) -> String {
+    let name = format!(
+        "test-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let out = client(region)
+        .await
+        .create_user_pool()
+        .pool_name(name)
+        .send()
+        .await
+        .expect("moto creates a pool");
+    out.user_pool.and_then(|p| p.id).expect("a new pool has an ID")
+}
+
+/// How many requests of `operation` (e.g. `SetUserPoolMfaConfig`) moto received for `pool_id`,
+/// from moto's request recorder (every request since the server started).
+pub async fn calls(pool_id: &str, operation: &str) -> usize {
+    let url = format!("{}/moto-api/recorder/download-recording", endpoint());
+    let body = http_get(&url).await;
+    body.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|r| {
+            r.pointer("/headers/X-Amz-Target")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t.ends_with(&format!(".{operation}")))
+        })
+        .filter(|r| {
+            let body = r.get("body").and_then(|b| b.as_str()).unwrap_or_default();
+            let decoded = if r.get("body_encoded").and_then(|e| e.as_bool()).unwrap_or(false) {
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body)
+                        .unwrap_or_default(),
+                )
+                .unwrap_or_default()
+            } else {
+                body.to_owned()
+            };
+            decoded.contains(pool_id)
+        })
+        .count()
+}
+
+async fn http_get(url: &str) -> String {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let resp = client.get(url.parse().unwrap()).await.expect("moto answers");
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("moto sends the body")
+        .to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
