@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 state=$(mktemp -d)
-cleanup() { hack/moto.sh stop "$state"; rm -rf "$state"; }
+cleanup() { hack/pytools.sh moto-stop "$state"; rm -rf "$state"; }
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -17,13 +17,13 @@ cargo build --locked --quiet
 bin=target/debug/cognito-mfa-operator
 
 step "Starting moto's server on loopback"
-url=$(hack/moto.sh start "$state")
+url=$(hack/pytools.sh moto-start "$state")
 echo "$url"
 # Dummy credentials: moto does not check them. The endpoint URL keeps every call on loopback.
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_ENDPOINT_URL="$url"
 
 aws_py() {
-  hack/moto.sh python -c "
+  hack/pytools.sh run python -c "
 import boto3, sys
 c = boto3.client('cognito-idp', endpoint_url='$url', region_name='eu-west-1')
 $1"

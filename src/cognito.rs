@@ -79,7 +79,7 @@ impl Target {
 
     /// The account and region whose quotas the calls count against (the account is the role's,
     /// or `default` for the operator's own credentials).
-    fn budget_key(&self) -> (String, String) {
+    pub fn budget_key(&self) -> (String, String) {
         let account = self
             .role
             .as_ref()

@@ -5,7 +5,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -36,6 +36,7 @@ struct Rule {
 struct State {
     rules: Mutex<Vec<Rule>>,
     seen: Mutex<HashMap<String, usize>>,
+    arrivals: Mutex<Vec<(String, Instant)>>,
 }
 
 /// A running proxy; it stops when dropped.
@@ -99,6 +100,16 @@ impl FaultProxy {
         self.state.rules.lock().unwrap().clear();
     }
 
+    /// When each request of `operation` reached the proxy, in order.
+    pub fn arrivals(&self, operation: &str) -> Vec<Instant> {
+        let arrivals = self.state.arrivals.lock().unwrap();
+        arrivals
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+
     /// How many requests of `operation` reached the proxy (faulted or not).
     pub fn seen(&self, operation: &str) -> usize {
         self.state
@@ -137,6 +148,11 @@ async fn handle(
         .unwrap_or("")
         .to_owned();
     *state.seen.lock().unwrap().entry(operation.clone()).or_default() += 1;
+    state
+        .arrivals
+        .lock()
+        .unwrap()
+        .push((operation.clone(), Instant::now()));
     let fault = {
         let mut rules = state.rules.lock().unwrap();
         let found = rules

@@ -13,34 +13,50 @@ pub fn endpoint() -> String {
 
 /// A real SDK client talking to moto (for setting up pools and changing them out of band).
 pub async fn client(region: &str) -> Client {
+    Client::new(&sdk_config(region).await)
+}
+
+/// A real SDK client talking to moto as `role_arn` (assumed through moto's STS): moto keeps
+/// each account's pools apart, like AWS.
+pub async fn client_as(region: &str, role_arn: &str) -> Client {
+    let own = client(region).await;
+    let creds = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("test-setup")
+        .configure(&sdk_config(region).await)
+        .build()
+        .await;
+    Client::from_conf(own.config().to_builder().credentials_provider(creds).build())
+}
+
+async fn sdk_config(region: &str) -> aws_config::SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
         .endpoint_url(endpoint())
         .region(aws_config::Region::new(region.to_owned()))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .load()
-        .await;
-    Client::new(&config)
+        .await
 }
 
 /// Creates a user pool in `region` and returns its ID.
 pub async fn create_pool(region: &str) -> String {
-    let name = format!(
-        "test-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let out = client(region)
-        .await
+    create_pool_with(&client(region).await).await
+}
+
+/// Creates a user pool with `client` and returns its ID.
+pub async fn create_pool_with(client: &Client) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let out = client
         .create_user_pool()
-        .pool_name(name)
+        .pool_name(format!("test-{nanos}"))
         .send()
         .await
         .expect("moto creates a pool");
@@ -74,6 +90,40 @@ pub async fn calls(pool_id: &str, operation: &str) -> usize {
             decoded.contains(pool_id)
         })
         .count()
+}
+
+/// The STS AssumeRole requests moto received for `role_arn`, decoded (form-encoded bodies).
+pub async fn assume_role_requests(role_arn: &str) -> Vec<String> {
+    let url = format!("{}/moto-api/recorder/download-recording", endpoint());
+    let encoded_arn: String = form_urlencoded(role_arn);
+    http_get(&url)
+        .await
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|r| {
+            let body = r.get("body").and_then(|b| b.as_str()).unwrap_or_default();
+            if r.get("body_encoded").and_then(|e| e.as_bool()).unwrap_or(false) {
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body)
+                        .unwrap_or_default(),
+                )
+                .unwrap_or_default()
+            } else {
+                body.to_owned()
+            }
+        })
+        .filter(|body| body.contains("Action=AssumeRole") && body.contains(&encoded_arn))
+        .collect()
+}
+
+fn form_urlencoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn http_get(url: &str) -> String {

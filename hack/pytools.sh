@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
-# moto's server: a Cognito-compatible AWS emulator from PyPI, on loopback, for tests and demos.
+# Python tools from PyPI that the tests and the demo use (pinned in hack/requirements.txt):
+# moto's server, a Cognito-compatible AWS emulator, and kubernetes-validate.
 #
-#   hack/moto.sh install         install moto into a virtualenv in the cache (idempotent)
-#   hack/moto.sh start STATE_DIR start it on a free loopback port; prints its URL
-#   hack/moto.sh stop STATE_DIR  stop it
-#   hack/moto.sh python ARGS...  run the virtualenv's python (it has boto3, for setting up pools)
+#   hack/pytools.sh install              install them into a virtualenv in the cache (idempotent)
+#   hack/pytools.sh moto-start STATE_DIR start moto on a free loopback port; prints its URL
+#   hack/pytools.sh moto-stop STATE_DIR  stop it
+#   hack/pytools.sh run TOOL ARGS...     run a tool of the virtualenv (python, kubernetes-validate)
 #
 # The cache lives outside the clone: ${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}.
 set -euo pipefail
 
-MOTO_VERSION=5.2.5
+here=$(cd "$(dirname "$0")" && pwd)
 cache="${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}"
-venv="$cache/moto-$MOTO_VERSION"
+venv="$cache/py-$(sha256sum "$here/requirements.txt" | cut -c1-12)"
 
 install() {
   # The marker is written last: an interrupted install is redone from scratch.
   if [ -f "$venv/.installed" ]; then return; fi
-  echo "installing moto[server]==$MOTO_VERSION into $venv" >&2
+  echo "installing $(grep -v '^#' "$here/requirements.txt" | xargs) into $venv" >&2
   rm -rf "$venv"
   mkdir -p "$cache"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
   touch "$venv/.installed"
 }
 
@@ -28,7 +29,7 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-start() {
+moto_start() {
   local dir=$1 port url
   install
   mkdir -p "$dir"
@@ -40,7 +41,6 @@ start() {
   for _ in $(seq 1 100); do
     if curl -fsS -o /dev/null "$url/moto-api/" 2>/dev/null; then
       curl -fsS -X POST -o /dev/null "$url/moto-api/recorder/start-recording"
-      echo "$url" >"$dir/moto.url"
       echo "$url"
       return
     fi
@@ -48,11 +48,11 @@ start() {
   done
   echo "moto did not start; its log:" >&2
   tail -n 20 "$dir/moto.log" >&2
-  stop "$dir"
+  moto_stop "$dir"
   return 1
 }
 
-stop() {
+moto_stop() {
   local dir=$1
   if [ -f "$dir/moto.pid" ]; then
     kill "$(cat "$dir/moto.pid")" 2>/dev/null || true
@@ -62,8 +62,8 @@ stop() {
 
 case "${1:-}" in
   install) install ;;
-  start) start "${2:?usage: $0 start STATE_DIR}" ;;
-  stop) stop "${2:?usage: $0 stop STATE_DIR}" ;;
-  python) install; shift; exec "$venv/bin/python" "$@" ;;
-  *) echo "usage: $0 install | start STATE_DIR | stop STATE_DIR | python ARGS..." >&2; exit 2 ;;
+  moto-start) moto_start "${2:?usage: $0 moto-start STATE_DIR}" ;;
+  moto-stop) moto_stop "${2:?usage: $0 moto-stop STATE_DIR}" ;;
+  run) install; shift; tool=${1:?usage: $0 run TOOL ARGS...}; shift; exec "$venv/bin/$tool" "$@" ;;
+  *) echo "usage: $0 install | moto-start STATE_DIR | moto-stop STATE_DIR | run TOOL ARGS..." >&2; exit 2 ;;
 esac

@@ -1,0 +1,140 @@
+//! The Cognito client against moto through the fault proxy: the shared rate budget, and
+//! credentials assumed through STS for a pool in another account.
+
+use std::time::Duration;
+
+use cognito_mfa_operator::cognito::{Cognito, Options, Role, Target};
+
+use crate::support::{TempFile, cli, fault_proxy::FaultProxy, moto};
+
+/// The most requests that arrived within any window of `window`.
+fn max_in_window(arrivals: &[std::time::Instant], window: Duration) -> usize {
+    (0..arrivals.len())
+        .map(|i| {
+            arrivals[i..]
+                .iter()
+                .take_while(|t| t.duration_since(arrivals[i]) < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_stay_within_the_read_budget() {
+    let pool = moto::create_pool("eu-west-1").await;
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    let cognito = Cognito::from_env(Options {
+        endpoint_url: Some(proxy.url.clone()),
+        read_rps: 4.try_into().unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let target = Target {
+        user_pool_id: pool,
+        region: "eu-west-1".into(),
+        role: None,
+    };
+    let reads = (0..12).map(|_| {
+        let (cognito, target) = (cognito.clone(), target.clone());
+        tokio::spawn(async move { cognito.get(&target).await })
+    });
+    for read in reads {
+        read.await.unwrap().expect("every read succeeds");
+    }
+    let arrivals = proxy.arrivals("GetUserPoolMfaConfig");
+    assert_eq!(arrivals.len(), 12);
+    // 4 per second, evenly spaced: never more than 4 within 0.9 s (a slow machine only spreads
+    // them further; unlimited, all 12 would arrive within a few milliseconds).
+    assert!(
+        max_in_window(&arrivals, Duration::from_millis(900)) <= 4,
+        "{arrivals:?}"
+    );
+}
+
+#[tokio::test]
+async fn calls_to_each_account_and_region_share_a_budget() {
+    let t = |region: &str, role: Option<&str>| Target {
+        user_pool_id: format!("{region}_AbC"),
+        region: region.into(),
+        role: role.map(|arn| Role {
+            arn: arn.into(),
+            external_id: None,
+        }),
+    };
+    let a = "arn:aws:iam::111111111111:role/a";
+    let a2 = "arn:aws:iam::111111111111:role/other";
+    let b = "arn:aws:iam::222222222222:role/b";
+    assert_eq!(
+        t("eu-west-1", Some(a)).budget_key(),
+        t("eu-west-1", Some(a2)).budget_key(),
+        "same account"
+    );
+    assert_ne!(
+        t("eu-west-1", Some(a)).budget_key(),
+        t("eu-west-1", Some(b)).budget_key(),
+        "other account"
+    );
+    assert_ne!(
+        t("eu-west-1", Some(a)).budget_key(),
+        t("us-east-1", Some(a)).budget_key(),
+        "other region"
+    );
+    assert_ne!(
+        t("eu-west-1", None).budget_key(),
+        t("eu-west-1", Some(a)).budget_key(),
+        "own vs assumed"
+    );
+}
+
+#[tokio::test]
+async fn cross_account_role_is_assumed_through_sts() {
+    let suffix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let role = format!("arn:aws:iam::210987654321:role/mfa-operator-{suffix}");
+    // The pool lives in the other account: reachable only with that account's credentials.
+    let other_account = moto::client_as("eu-west-1", &role).await;
+    let pool = moto::create_pool_with(&other_account).await;
+    let yaml = format!(
+        "apiVersion: cognitomfa.io/v1alpha1\nkind: CognitoMfaPolicy\nmetadata: {{name: x}}\nspec:\n  userPoolId: {pool}\n  mfaConfiguration: OPTIONAL\n  softwareTokenMfaConfiguration: {{enabled: true}}\n  credentials: {{roleArn: \"{role}\", externalId: ext-4711}}\n"
+    );
+    let file = TempFile::new("x.yaml", &yaml);
+    let out = cli(
+        &["apply", "-f", &file.path, "--endpoint-url", &moto::endpoint()],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let operator: Vec<String> = moto::assume_role_requests(&role)
+        .await
+        .into_iter()
+        .filter(|r| r.contains("RoleSessionName=cognito-mfa-operator"))
+        .collect();
+    assert_eq!(
+        operator.len(),
+        1,
+        "one AssumeRole, cached for the run: {operator:?}"
+    );
+    assert!(operator[0].contains("ExternalId=ext-4711"), "{}", operator[0]);
+    // The write went to the other account's pool.
+    let live = other_account
+        .get_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        live.mfa_configuration,
+        Some(aws_sdk_cognitoidentityprovider::types::UserPoolMfaType::Optional)
+    );
+    // The operator's own account has no such pool: without the role the same policy fails.
+    let own = moto::client("eu-west-1")
+        .await
+        .get_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .send()
+        .await;
+    assert!(own.is_err());
+}
