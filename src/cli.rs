@@ -222,45 +222,40 @@ async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             mode,
         )
         .await;
-        let report = match outcome {
-            Ok(o) => Report {
-                policy: name,
-                user_pool_id: target.user_pool_id.clone(),
-                region: target.region.clone(),
-                action: o.plan.action,
-                in_sync: o.in_sync(),
-                changes: o.plan.changes.clone(),
-                disruptions: o.plan.disruptions.clone(),
-                missing_prerequisites: o.missing_prerequisites.clone(),
-                applied: o.wrote,
-                remaining: o.remaining.clone(),
-                observed: plan::normalise(&o.after).redacted(),
-                error: None,
-            },
+        let mut report = Report {
+            policy: name,
+            user_pool_id: target.user_pool_id.clone(),
+            region: target.region.clone(),
+            action: Action::InSync,
+            changes: Vec::new(),
+            disruptions: Vec::new(),
+            missing_prerequisites: Vec::new(),
+            applied: false,
+            in_sync: false,
+            remaining: Vec::new(),
+            observed: MfaSettings::default(),
+            error: None,
+        };
+        match outcome {
+            Ok(o) => {
+                report.action = o.plan.action;
+                report.in_sync = o.in_sync();
+                report.observed = plan::normalise(&o.after).redacted();
+                report.changes = o.plan.changes;
+                report.disruptions = o.plan.disruptions;
+                report.missing_prerequisites = o.missing_prerequisites;
+                report.applied = o.wrote;
+                report.remaining = o.remaining;
+            }
             Err(e) => {
                 let hint = match e.class {
                     cognito::ErrorClass::PoolNotFound => " (check spec.userPoolId and spec.region)",
-                    cognito::ErrorClass::AccessDenied => {
-                        " (check the AWS credentials and their IAM permissions)"
-                    }
+                    cognito::ErrorClass::AccessDenied => " (check the AWS credentials and their IAM permissions)",
                     _ => "",
                 };
-                Report {
-                    policy: name,
-                    user_pool_id: target.user_pool_id.clone(),
-                    region: target.region.clone(),
-                    action: Action::InSync,
-                    in_sync: false,
-                    changes: Vec::new(),
-                    disruptions: Vec::new(),
-                    missing_prerequisites: Vec::new(),
-                    applied: false,
-                    remaining: Vec::new(),
-                    observed: MfaSettings::default(),
-                    error: Some(format!("{e}{hint}")),
-                }
+                report.error = Some(format!("{e}{hint}"));
             }
-        };
+        }
         reports.push(report);
     }
     match args.output {

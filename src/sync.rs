@@ -70,7 +70,8 @@ pub async fn run(
         before,
         plan,
     };
-    if outcome.plan.action == Action::InSync {
+    // Prerequisites matter only for a write that could happen now.
+    if outcome.plan.action != Action::Apply {
         return Ok(outcome);
     }
     if plan::has_prerequisites(&outcome.plan.request) {
