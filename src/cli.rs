@@ -250,7 +250,9 @@ async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 let hint = match e.class {
                     cognito::ErrorClass::PoolNotFound => " (check spec.userPoolId and spec.region)",
-                    cognito::ErrorClass::AccessDenied => " (check the AWS credentials and their IAM permissions)",
+                    cognito::ErrorClass::AccessDenied => {
+                        " (check the AWS credentials and their IAM permissions)"
+                    }
                     _ => "",
                 };
                 report.error = Some(format!("{e}{hint}"));
