@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# Every check and test of the project, as CI runs them: formatting, lints, the CRD, unit tests,
-# and integration tests against moto's server on loopback (started here, stopped on exit).
+# Every check and test of the project, as CI runs them: formatting, lints, the CRD against
+# Kubernetes' schema, unit tests, integration tests against moto's server, and end-to-end tests
+# of the operator against a real Kubernetes API server and moto. Everything runs on loopback and
+# is stopped on exit.
+#
+# The end-to-end tests use a local kube-apiserver built from Debian's Kubernetes source package
+# (hack/local-apiserver.sh; the first build takes about five minutes and is cached). To run them
+# against another cluster instead, set E2E_KUBECONFIG to its kubeconfig.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 state=$(mktemp -d)
-cleanup() { hack/pytools.sh moto-stop "$state"; rm -rf "$state"; }
+cleanup() {
+  hack/pytools.sh moto-stop "$state/moto"
+  if [ -z "${E2E_KUBECONFIG:-}" ]; then hack/local-apiserver.sh stop "$state/kube" >/dev/null 2>&1 || true; fi
+  rm -rf "$state"
+}
 trap cleanup EXIT
 
 echo "--- cargo fmt --check" >&2
@@ -19,16 +29,30 @@ for version in 1.33.0 1.37.0; do
 done
 
 echo "--- moto" >&2
-MOTO_ENDPOINT=$(hack/pytools.sh moto-start "$state")
-# Dummy credentials for the SDK clients the tests build (moto does not check them); no instance
-# metadata lookups.
+MOTO_ENDPOINT=$(hack/pytools.sh moto-start "$state/moto")
+# Dummy credentials for the SDK clients (moto does not check them); no instance metadata lookups.
 export MOTO_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 
+echo "--- Kubernetes API server" >&2
+if [ -n "${E2E_KUBECONFIG:-}" ]; then
+  export KUBECONFIG="$E2E_KUBECONFIG"
+else
+  hack/local-apiserver.sh install
+  KUBECONFIG=$(hack/local-apiserver.sh start "$state/kube" | tail -n 1)
+  # Lets the restart test restart this server (and only this one).
+  export KUBECONFIG CMO_APISERVER_STATE="$state/kube"
+fi
+
 echo "--- tests" >&2
+# The API server restart test disturbs every other test that talks to the server: it runs alone,
+# after the others.
+restart='test(survives_an_api_server_restart)'
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast "$@"
+  cargo nextest run --locked --no-fail-fast -E "not $restart" "$@"
+  cargo nextest run --locked --no-fail-fast -E "$restart"
   # nextest does not run doctests.
   cargo test --locked --doc
 else
-  cargo test --locked --no-fail-fast "$@"
+  cargo test --locked --no-fail-fast "$@" -- --skip survives_an_api_server_restart
+  cargo test --locked --test e2e -- --exact operations::survives_an_api_server_restart
 fi

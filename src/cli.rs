@@ -4,33 +4,60 @@
 //! Exit codes: 0 success (for `plan`: every pool matches its policy), 1 error, 2 (`plan` only)
 //! changes pending, like `terraform plan -detailed-exitcode`.
 
-use std::{fmt::Write as _, io::Read as _, num::NonZeroU32, path::PathBuf, process::ExitCode};
+use std::{
+    fmt::Write as _,
+    io::Read as _,
+    net::SocketAddr,
+    num::NonZeroU32,
+    path::PathBuf,
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::api::ObjectMeta;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use crate::{
     api::{self, CognitoMfaPolicy, CognitoMfaPolicySpec, DeletionPolicy, ManagementPolicy, MfaSettings},
     cognito::{self, Cognito, Target},
+    controller,
     plan::{self, Action, Disruption, FieldChange},
+    server,
     sync::{self, Mode},
+    telemetry::{self, LogFormat, Metrics},
 };
 
 /// Keeps the MFA and passkey (WebAuthn) settings of Amazon Cognito user pools equal to
 /// CognitoMfaPolicy resources.
+///
+/// Without a command, runs the controller (`run`).
 #[derive(Debug, Parser)]
-#[command(name = "cognito-mfa-operator", version, propagate_version = true)]
+#[command(
+    name = "cognito-mfa-operator",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: run).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub run: RunArgs,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller: keep every user pool's MFA configuration equal to its
+    /// CognitoMfaPolicy, check for drift, report in status and events (the default).
+    Run(RunArgs),
     /// Print the CognitoMfaPolicy CustomResourceDefinition (YAML).
     Crd,
     /// Show how live pools differ from the policies in a file, without changing anything.
@@ -78,6 +105,85 @@ impl AwsArgs {
             ..cognito::Options::default()
         }
     }
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Watch policies in this namespace only. Default: all namespaces.
+    #[arg(long, env = "COGNITO_MFA_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Watch only policies matching this label selector (e.g. shard=a), to split a large fleet
+    /// across deployments.
+    #[arg(long, env = "COGNITO_MFA_LABEL_SELECTOR", value_name = "SELECTOR")]
+    pub label_selector: Option<String>,
+    /// How often each pool is checked for drift (spread by up to a tenth either way).
+    #[arg(long, env = "COGNITO_MFA_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub resync_interval: Duration,
+    /// How often a policy that waits on a person (invalid spec, access denied, missing pool or
+    /// prerequisite) is rechecked when nothing changes.
+    #[arg(long, env = "COGNITO_MFA_STALLED_RECHECK_INTERVAL", default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
+    pub stalled_recheck_interval: Duration,
+    /// Policies reconciled at the same time.
+    #[arg(long, env = "COGNITO_MFA_CONCURRENCY", default_value = "4", value_name = "N")]
+    pub concurrency: u16,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(
+        long,
+        env = "COGNITO_MFA_METRICS_ADDR",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Elect one active instance through a Lease; the others stand by (for replicas > 1).
+    #[arg(long, env = "COGNITO_MFA_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Namespace of the Lease. Default: the pod's namespace (POD_NAMESPACE), else default.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "default",
+        value_name = "NAMESPACE"
+    )]
+    pub leader_election_namespace: String,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "COGNITO_MFA_LEADER_ELECTION_LEASE",
+        default_value = "cognito-mfa-operator",
+        value_name = "NAME"
+    )]
+    pub leader_election_lease: String,
+    /// This instance's identity in the Lease and in events. Default: the pod's name (POD_NAME),
+    /// else the host name.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub identity: Option<String>,
+    /// How long the Lease lasts without renewal (a standby takes over that long after the
+    /// leader stops).
+    #[arg(long, env = "COGNITO_MFA_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub leader_election_lease_duration: Duration,
+    /// Log line format.
+    #[arg(long, env = "COGNITO_MFA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub aws: AwsArgs,
+}
+
+/// Parses durations such as `30s`, `10m`, `1h30m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: k8s_openapi::jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("not a duration like 30s, 10m or 1h: {e}"))?;
+    Duration::try_from(d)
+        .map_err(|_| "must not be negative".to_owned())
+        .and_then(|d| {
+            if d.is_zero() {
+                Err("must be more than zero".to_owned())
+            } else {
+                Ok(d)
+            }
+        })
 }
 
 /// Arguments of `plan` and `apply`.
@@ -142,7 +248,9 @@ pub async fn main() -> ExitCode {
             };
         }
     };
-    init_cli_logging();
+    if !matches!(cli.command, None | Some(Command::Run(_))) {
+        init_cli_logging();
+    }
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -165,14 +273,102 @@ fn init_cli_logging() {
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Crd => {
+        None => operate(cli.run).await,
+        Some(Command::Run(args)) => operate(args).await,
+        Some(Command::Crd) => {
             print!("{}", api::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan(args) => plan_or_apply(args, Mode::DryRun).await,
-        Command::Apply(args) => plan_or_apply(args, Mode::Enforce).await,
-        Command::Export(args) => export(args).await,
+        Some(Command::Plan(args)) => plan_or_apply(args, Mode::DryRun).await,
+        Some(Command::Apply(args)) => plan_or_apply(args, Mode::Enforce).await,
+        Some(Command::Export(args)) => export(args).await,
     }
+}
+
+/// `run`: the controller, its endpoints, and graceful shutdown on SIGTERM or Ctrl-C.
+async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
+    telemetry::init_logging(args.log_format);
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot set up the Kubernetes client")?;
+    let metrics = Arc::new(Metrics::default());
+    let mut options = args.aws.options();
+    options.observer = Some(metrics.clone());
+    let cognito = Cognito::from_env(options).await;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            terminated().await;
+            info!("shutting down: finishing running reconciles");
+            shutdown.cancel();
+        }
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let (_, server) = server::serve(
+        args.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+        shutdown.clone().cancelled_owned(),
+    )
+    .await
+    .with_context(|| format!("cannot serve on {}", args.metrics_addr))?;
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("cognito-mfa-operator-{}", std::process::id()));
+    let settings = controller::Settings {
+        namespace: args.namespace.clone(),
+        label_selector: args.label_selector.clone(),
+        resync_interval: args.resync_interval,
+        stalled_recheck_interval: args.stalled_recheck_interval,
+        concurrency: args.concurrency,
+        instance: identity.clone(),
+    };
+    if args.leader_election {
+        let lease = controller::LeaseSettings {
+            namespace: args.leader_election_namespace.clone(),
+            name: args.leader_election_lease.clone(),
+            identity,
+            duration: args.leader_election_lease_duration,
+        };
+        controller::run_elected(client, cognito, metrics, settings, lease, ready, shutdown.clone())
+            .await
+            .context("leader election failed")?;
+    } else {
+        metrics.set_leader(true);
+        controller::run(
+            client,
+            cognito,
+            metrics,
+            settings,
+            ready,
+            shutdown.clone().cancelled_owned(),
+        )
+        .await;
+    }
+    shutdown.cancel();
+    server
+        .await
+        .context("the metrics server failed")?
+        .context("the metrics server failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// What `plan` and `apply` report for one policy.

@@ -107,6 +107,17 @@ pub struct Options {
     /// Attempts per call for errors worth retrying at once (throttling, 5xx, network); the
     /// controller's requeue does the longer waits.
     pub max_attempts: u32,
+    /// Told about every call and HTTP attempt (metrics).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// Sees the calls the client makes: for metrics, kept free of any metrics library here.
+pub trait Observer: Send + Sync + fmt::Debug {
+    /// A call finished: `None` when it succeeded, else the class of its error.
+    fn call(&self, operation: Operation, error: Option<ErrorClass>);
+    /// An HTTP attempt was answered (every retry counts); `throttled` when Cognito answered
+    /// `TooManyRequestsException`.
+    fn attempt(&self, operation: Operation, throttled: bool);
 }
 
 impl Default for Options {
@@ -119,6 +130,7 @@ impl Default for Options {
             read_rps: NonZeroU32::new(5).expect("non-zero"),
             write_rps: NonZeroU32::new(2).expect("non-zero"),
             max_attempts: 3,
+            observer: None,
         }
     }
 }
@@ -154,6 +166,7 @@ impl fmt::Debug for Budget {
 struct BudgetedHttpClient {
     inner: SharedHttpClient,
     budget: Arc<Budget>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl HttpClient for BudgetedHttpClient {
@@ -165,6 +178,7 @@ impl HttpClient for BudgetedHttpClient {
         SharedHttpConnector::new(BudgetedConnector {
             inner: self.inner.http_connector(settings, components),
             budget: self.budget.clone(),
+            observer: self.observer.clone(),
         })
     }
 }
@@ -173,24 +187,34 @@ impl HttpClient for BudgetedHttpClient {
 struct BudgetedConnector {
     inner: SharedHttpConnector,
     budget: Arc<Budget>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl HttpConnector for BudgetedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let inner = self.inner.clone();
         let budget = self.budget.clone();
+        let observer = self.observer.clone();
         HttpConnectorFuture::new(async move {
             // The JSON protocol names the operation in X-Amz-Target; only Set writes.
-            let write = request
+            let operation = request
                 .headers()
                 .get("x-amz-target")
-                .is_some_and(|t| t.ends_with(".SetUserPoolMfaConfig"));
-            if write {
+                .and_then(Operation::of_target);
+            if operation == Some(Operation::Set) {
                 budget.write.until_ready().await
             } else {
                 budget.read.until_ready().await
             }
-            inner.call(request).await
+            let response = inner.call(request).await;
+            if let (Some(observer), Some(operation), Ok(r)) = (&observer, operation, &response) {
+                let throttled = r
+                    .headers()
+                    .get("x-amzn-errortype")
+                    .is_some_and(|t| t.starts_with("TooManyRequestsException"));
+                observer.attempt(operation, throttled);
+            }
+            response
         })
     }
 }
@@ -307,12 +331,14 @@ impl Cognito {
             .entry(target.budget_key())
             .or_insert_with(|| Arc::new(Budget::new(options.read_rps, options.write_rps)))
             .clone();
+        let observer = options.observer.clone();
         let region = Region::new(target.region.clone());
         let mut config = aws_sdk_cognitoidentityprovider::config::Builder::from(base)
             .region(region.clone())
             .http_client(BudgetedHttpClient {
                 inner: http.clone(),
                 budget,
+                observer,
             });
         if let Some(role) = &target.role {
             let mut provider = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
@@ -328,6 +354,18 @@ impl Cognito {
         lock(&self.inner.clients).entry(key).or_insert(client).clone()
     }
 
+    fn observe(&self, operation: Operation, error: Option<&CallError>) {
+        if let Source::Sdk {
+            options: Options {
+                observer: Some(o), ..
+            },
+            ..
+        } = &self.inner.source
+        {
+            o.call(operation, error.map(|e| e.class));
+        }
+    }
+
     /// Reads the pool's MFA configuration (GetUserPoolMfaConfig), as Cognito returns it.
     pub async fn get(&self, target: &Target) -> Result<MfaSettings, CallError> {
         let out = self
@@ -337,7 +375,9 @@ impl Cognito {
             .user_pool_id(&target.user_pool_id)
             .send()
             .await
-            .map_err(|e| CallError::new(Operation::Get, target, &e))?;
+            .map_err(|e| CallError::new(Operation::Get, target, &e));
+        self.observe(Operation::Get, out.as_ref().err());
+        let out = out?;
         Ok(MfaSettings {
             mfa_configuration: out.mfa_configuration.as_ref().map_or(MfaMode::Off, from_aws_mode),
             software_token_mfa_configuration: out
@@ -372,7 +412,8 @@ impl Cognito {
     /// must be complete (see [`crate::plan::Plan::request`]): Cognito drops what it leaves out.
     pub async fn set(&self, target: &Target, request: &MfaSettings) -> Result<(), CallError> {
         let s = request;
-        self.client(target)
+        let out = self
+            .client(target)
             .await
             .set_user_pool_mfa_config()
             .user_pool_id(&target.user_pool_id)
@@ -413,8 +454,9 @@ impl Cognito {
             }))
             .send()
             .await
-            .map_err(|e| CallError::new(Operation::Set, target, &e))?;
-        Ok(())
+            .map_err(|e| CallError::new(Operation::Set, target, &e));
+        self.observe(Operation::Set, out.as_ref().err());
+        out.map(|_| ())
     }
 
     /// Reads the facts that prerequisites depend on (DescribeUserPool): tier, email sending
@@ -427,7 +469,9 @@ impl Cognito {
             .user_pool_id(&target.user_pool_id)
             .send()
             .await
-            .map_err(|e| CallError::new(Operation::Describe, target, &e))?;
+            .map_err(|e| CallError::new(Operation::Describe, target, &e));
+        self.observe(Operation::Describe, out.as_ref().err());
+        let out = out?;
         let pool = out
             .user_pool
             .unwrap_or_else(|| aws::UserPoolType::builder().build());
@@ -520,6 +564,15 @@ pub enum Operation {
 }
 
 impl Operation {
+    fn of_target(target: &str) -> Option<Self> {
+        match target.rsplit('.').next()? {
+            "GetUserPoolMfaConfig" => Some(Self::Get),
+            "SetUserPoolMfaConfig" => Some(Self::Set),
+            "DescribeUserPool" => Some(Self::Describe),
+            _ => None,
+        }
+    }
+
     /// The AWS name of the operation.
     pub fn name(self) -> &'static str {
         match self {

@@ -9,5 +9,9 @@
 pub mod api;
 pub mod cli;
 pub mod cognito;
+pub mod controller;
 pub mod plan;
+pub mod server;
+pub mod status;
 pub mod sync;
+pub mod telemetry;

@@ -38,6 +38,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether the plan says to write now (a change, approved if disruptive, prerequisites met).
+    pub fn should_write(&self) -> bool {
+        self.plan.action == Action::Apply && self.missing_prerequisites.is_empty()
+    }
+
     /// Whether the pool matches the policy at the end of the pass.
     pub fn in_sync(&self) -> bool {
         if self.wrote {
@@ -49,16 +54,29 @@ impl Outcome {
 }
 
 /// Runs one pass. A steady-state pass (nothing to change) costs exactly one Get.
-///
-/// Prerequisites (tier, email sending account, first factors) are checked with DescribeUserPool
-/// only when there is something to change that depends on them; a pool whose Describe is not
-/// permitted is not held back (the check is optional, Set's own error then speaks).
 pub async fn run(
     cognito: &Cognito,
     target: &Target,
     desired: &MfaSettings,
     approved: bool,
     mode: Mode,
+) -> Result<Outcome, CallError> {
+    let mut outcome = read(cognito, target, desired, approved).await?;
+    if mode == Mode::Enforce && outcome.should_write() {
+        write(cognito, target, desired, &mut outcome).await?;
+    }
+    Ok(outcome)
+}
+
+/// The first half of a pass: read the pool once and plan. Prerequisites (tier, email sending
+/// account, first factors) are checked with DescribeUserPool only when there is a change to
+/// make that depends on them; a pool whose Describe is not permitted is not held back (the
+/// check is optional: Set's own error then speaks).
+pub async fn read(
+    cognito: &Cognito,
+    target: &Target,
+    desired: &MfaSettings,
+    approved: bool,
 ) -> Result<Outcome, CallError> {
     let before = cognito.get(target).await?;
     let plan = plan::plan(desired, &before, approved);
@@ -71,10 +89,7 @@ pub async fn run(
         plan,
     };
     // Prerequisites matter only for a write that could happen now.
-    if outcome.plan.action != Action::Apply {
-        return Ok(outcome);
-    }
-    if plan::has_prerequisites(&outcome.plan.request) {
+    if outcome.plan.action == Action::Apply && plan::has_prerequisites(&outcome.plan.request) {
         match cognito.describe(target).await {
             Ok(facts) => {
                 outcome.missing_prerequisites = plan::missing_prerequisites(&outcome.plan.request, &facts);
@@ -85,16 +100,21 @@ pub async fn run(
             Err(e) => return Err(e),
         }
     }
-    if mode == Mode::DryRun
-        || outcome.plan.action != Action::Apply
-        || !outcome.missing_prerequisites.is_empty()
-    {
-        return Ok(outcome);
-    }
+    Ok(outcome)
+}
+
+/// The second half: send the complete request once and read back once. What still differs is
+/// reported in [`Outcome::remaining`], never retried here.
+pub async fn write(
+    cognito: &Cognito,
+    target: &Target,
+    desired: &MfaSettings,
+    outcome: &mut Outcome,
+) -> Result<(), CallError> {
     cognito.set(target, &outcome.plan.request).await?;
     outcome.wrote = true;
     outcome.after = cognito.get(target).await?;
     // Approval does not matter any more: what is left is reported, never looped on.
     outcome.remaining = plan::plan(desired, &outcome.after, true).changes;
-    Ok(outcome)
+    Ok(())
 }

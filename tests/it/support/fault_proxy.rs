@@ -20,6 +20,8 @@ pub enum Fault {
     Throttle,
     /// HTTP 500 `InternalErrorException`.
     InternalError,
+    /// Any AWS error: HTTP status and error code (e.g. 400, `AccessDeniedException`).
+    Error(u16, &'static str),
     /// The connection is closed without an answer.
     Reset,
     /// The request is forwarded after a delay.
@@ -169,6 +171,9 @@ async fn handle(
         Some(Fault::Throttle) => return Ok(aws_error(400, "TooManyRequestsException", "Rate exceeded")),
         Some(Fault::InternalError) => {
             return Ok(aws_error(500, "InternalErrorException", "Internal server error"));
+        }
+        Some(Fault::Error(status, code)) => {
+            return Ok(aws_error(status, code, "injected by the fault proxy"));
         }
         Some(Fault::Reset) => return Err(Reset),
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,

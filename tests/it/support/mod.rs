@@ -77,3 +77,22 @@ impl Drop for TempFile {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// GET `url` (plain HTTP on loopback): status code and body.
+pub async fn http_get(url: &str) -> (u16, String) {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let resp = client
+        .get(url.parse().unwrap())
+        .await
+        .expect("the server answers");
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("the body arrives")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

@@ -127,15 +127,5 @@ fn form_urlencoded(s: &str) -> String {
 }
 
 async fn http_get(url: &str) -> String {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let resp = client.get(url.parse().unwrap()).await.expect("moto answers");
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("moto sends the body")
-        .to_bytes();
-    String::from_utf8_lossy(&body).into_owned()
+    super::http_get(url).await.1
 }

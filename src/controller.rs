@@ -1,0 +1,715 @@
+//! The controller: the only code that speaks to Kubernetes. It watches CognitoMfaPolicy objects,
+//! runs one pass of the engine per reconcile ([`crate::sync`]), and writes what it found as
+//! status (only when it changed), finalizers (only for deletion policies that act) and events.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, channel::mpsc};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::{self, Action},
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use rand::RngExt as _;
+use serde_json::json;
+use tracing::{debug, info, instrument, warn};
+
+use crate::{
+    api::{self, CognitoMfaPolicy, CognitoMfaPolicySpec, DeletionPolicy, ManagementPolicy, MfaSettings},
+    cognito::{CallError, Cognito, ErrorClass, Retry, Target},
+    plan::{self, Action as PlanAction},
+    status::{self, Found, Reason},
+    sync::{self, Mode},
+    telemetry::Metrics,
+};
+
+/// The finalizer that holds a policy whose deletion acts on the pool (Reset, Restore).
+pub const FINALIZER: &str = "cognitomfa.io/deletion-policy";
+/// The field manager of the status the operator writes.
+pub const STATUS_MANAGER: &str = "cognito-mfa-operator";
+/// The field manager of the finalizers the operator adds and removes.
+pub const FINALIZER_MANAGER: &str = "cognito-mfa-operator-finalizer";
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Watch one namespace; `None`: all.
+    pub namespace: Option<String>,
+    /// Watch only policies matching this label selector (shards a fleet across deployments).
+    pub label_selector: Option<String>,
+    /// How often each pool is checked for drift (with jitter of up to a tenth either way).
+    pub resync_interval: Duration,
+    /// How often a policy waiting on a person (bad spec, denied access, missing pool) is
+    /// rechecked when nothing triggers it.
+    pub stalled_recheck_interval: Duration,
+    /// Reconciles running at the same time.
+    pub concurrency: u16,
+    /// Name of this instance in events.
+    pub instance: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            label_selector: None,
+            resync_interval: Duration::from_secs(600),
+            stalled_recheck_interval: Duration::from_secs(1800),
+            concurrency: 4,
+            instance: "cognito-mfa-operator".into(),
+        }
+    }
+}
+
+/// Failures of the Kubernetes side of a reconcile (AWS failures are findings, reported in status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// What reconciles share.
+pub struct Context {
+    client: Client,
+    cognito: Cognito,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    store: Store<CognitoMfaPolicy>,
+    /// Consecutive failures per policy (by UID), for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// When a policy first got InvalidSmsRole in a row, to stop waiting for IAM after a while.
+    sms_role_since: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long Cognito's InvalidSmsRole errors are taken for IAM propagation before they count as
+/// real (IAM changes usually propagate within a minute or two).
+const SMS_ROLE_GRACE: Duration = Duration::from_secs(120);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What makes a policy worth reconciling when it changes: its spec (generation), finalizers,
+/// approval annotation and deletion. Status writes (the operator's own) change none of these,
+/// so they trigger nothing; periodic drift checks come from requeues.
+fn trigger_hash(p: &CognitoMfaPolicy) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    p.meta().generation.hash(&mut h);
+    p.finalizers().hash(&mut h);
+    p.annotations().get(api::ALLOW_DISRUPTIVE_ANNOTATION).hash(&mut h);
+    p.meta()
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// The pool a policy names: (pool ID, region).
+fn pool_key(spec: &CognitoMfaPolicySpec) -> (String, String) {
+    (
+        spec.user_pool_id.clone(),
+        spec.effective_region().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The policy that owns the pool `p` names: the oldest of those naming it (by creation time,
+/// then namespace and name), among the policies this instance watches.
+fn owner_of(p: &CognitoMfaPolicy, store: &Store<CognitoMfaPolicy>) -> Option<Arc<CognitoMfaPolicy>> {
+    let key = pool_key(&p.spec);
+    store
+        .state()
+        .into_iter()
+        .filter(|o| pool_key(&o.spec) == key)
+        .min_by(|a, b| {
+            let order = |o: &CognitoMfaPolicy| {
+                (
+                    o.meta().creation_timestamp.as_ref().map(|t| t.0),
+                    o.namespace(),
+                    o.name_any(),
+                )
+            };
+            order(a).cmp(&order(b))
+        })
+}
+
+/// Runs the controller until `shutdown` completes, then lets running reconciles finish.
+pub async fn run(
+    client: Client,
+    cognito: Cognito,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<CognitoMfaPolicy> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut watch = watcher::Config::default();
+    if let Some(selector) = &settings.label_selector {
+        watch = watch.labels(selector);
+    }
+    let (reader, writer) = reflector::store();
+    // When a policy goes away, the others naming its pool re-evaluate ownership at once.
+    let (siblings_tx, siblings_rx) = mpsc::unbounded::<ObjectRef<CognitoMfaPolicy>>();
+    let (store, gone_metrics) = (reader.clone(), metrics.clone());
+    let stream = watcher(api, watch)
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            // Ready once the first full list is in the cache. (Waiting on the store instead
+            // would compete with the controller's own wait for it: only one waiter is woken.)
+            if let Ok(watcher::Event::InitDone) = event {
+                ready.store(true, Ordering::Release);
+            }
+            if let Ok(watcher::Event::Delete(gone)) = event {
+                gone_metrics.policy_reason(&gone.uid().unwrap_or_default(), None);
+                let key = pool_key(&gone.spec);
+                for sibling in store.state().iter().filter(|o| pool_key(&o.spec) == key) {
+                    let _ = siblings_tx.unbounded_send(ObjectRef::from_obj(sibling.as_ref()));
+                }
+            }
+        })
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "cognito-mfa-operator".into(),
+                instance: Some(settings.instance.clone()),
+            },
+        ),
+        client,
+        cognito,
+        metrics,
+        store: reader.clone(),
+        failures: Mutex::default(),
+        sms_role_since: Mutex::default(),
+        settings: settings.clone(),
+    });
+    info!(namespace = ?settings.namespace, selector = ?settings.label_selector, "controller starting");
+    Controller::for_stream(stream, reader)
+        .reconcile_on(siblings_rx)
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+/// One reconcile: deletion, finalizer, validation, ownership, then one pass against the pool.
+#[instrument(skip_all, fields(policy = %format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())))]
+async fn reconcile(p: Arc<CognitoMfaPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = if p.meta().deletion_timestamp.is_some() {
+        delete(&p, &ctx).await
+    } else {
+        apply(&p, &ctx).await
+    };
+    let label = match &result {
+        Ok((_, Some(reason))) => reason.as_str(),
+        Ok((_, None)) => "Deleted",
+        Err(_) => "Error",
+    };
+    ctx.metrics.reconciled(label, started.elapsed().as_secs_f64());
+    result.map(|(action, _)| action)
+}
+
+fn error_policy(p: Arc<CognitoMfaPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(policy = %p.name_any(), %error, "reconcile failed; retrying with backoff");
+    Action::requeue(ctx.backoff(&p, Duration::from_secs(1), Duration::from_secs(300)))
+}
+
+fn api_for(p: &CognitoMfaPolicy, client: &Client) -> Api<CognitoMfaPolicy> {
+    Api::namespaced(client.clone(), &p.namespace().unwrap_or_default())
+}
+
+/// Whether deleting the policy acts on the pool (and so needs a finalizer).
+fn deletion_acts(spec: &CognitoMfaPolicySpec) -> bool {
+    spec.deletion_policy != DeletionPolicy::Retain && spec.management_policy == ManagementPolicy::Enforce
+}
+
+impl Context {
+    /// Exponential backoff with full jitter, counting consecutive failures of `p`.
+    fn backoff(&self, p: &CognitoMfaPolicy, base: Duration, cap: Duration) -> Duration {
+        let mut failures = lock(&self.failures);
+        let n = failures.entry(p.uid().unwrap_or_default()).or_default();
+        *n = n.saturating_add(1);
+        let ceiling = base.saturating_mul(1u32 << (*n - 1).min(16)).min(cap);
+        // "Equal jitter": between half the ceiling and the ceiling. The waits still double (no
+        // hot loop, even with bad luck), and a fleet failing together does not retry together.
+        ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    fn succeeded(&self, p: &CognitoMfaPolicy) {
+        lock(&self.failures).remove(&p.uid().unwrap_or_default());
+    }
+
+    /// `interval` with up to a tenth of jitter either way, so periodic checks of a fleet spread.
+    fn jittered(&self, interval: Duration) -> Duration {
+        interval.mul_f64(rand::rng().random_range(0.9..=1.1))
+    }
+
+    async fn publish(
+        &self,
+        p: &CognitoMfaPolicy,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        // events.k8s.io notes are limited to 1 kB.
+        let note = if note.len() > 1000 {
+            let mut end = 1000;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…", &note[..end])
+        } else {
+            note
+        };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        match self.recorder.publish(&event, &p.object_ref(&())).await {
+            Ok(()) => self.metrics.kubernetes_write("event"),
+            Err(e) => warn!(error = %e, reason, "could not publish an event"),
+        }
+    }
+
+    /// Adds or removes the finalizer; the resource version makes it safe against a concurrent
+    /// change (the API server answers 409 and the reconcile is retried).
+    async fn set_finalizer(&self, p: &CognitoMfaPolicy, present: bool) -> Result<(), Error> {
+        let mut finalizers: Vec<String> = p
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        if present {
+            finalizers.push(FINALIZER.to_owned());
+        }
+        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": p.resource_version()}});
+        api_for(p, &self.client)
+            .patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        self.metrics.kubernetes_write("finalizer");
+        Ok(())
+    }
+
+    /// Writes `status` unless it equals what the object has.
+    async fn write_status(
+        &self,
+        p: &CognitoMfaPolicy,
+        status: &api::CognitoMfaPolicyStatus,
+    ) -> Result<(), Error> {
+        if p.status.as_ref() == Some(status) {
+            return Ok(());
+        }
+        let patch = json!({
+            "apiVersion": "cognitomfa.io/v1alpha1",
+            "kind": "CognitoMfaPolicy",
+            "status": status,
+        });
+        api_for(p, &self.client)
+            .patch_status(
+                &p.name_any(),
+                &PatchParams::apply(STATUS_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.metrics.kubernetes_write("status");
+        Ok(())
+    }
+}
+
+fn now() -> Time {
+    // Kubernetes serializes times with second precision: a finer time would never compare equal
+    // with what comes back, and every check would rewrite the status.
+    Time(Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time"))
+}
+
+/// Reconciles a live policy. Returns the requeue and the Ready reason reported.
+async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Reason>), Error> {
+    let spec = &p.spec;
+    let has_finalizer = p.finalizers().iter().any(|f| f == FINALIZER);
+    if deletion_acts(spec) != has_finalizer {
+        ctx.set_finalizer(p, !has_finalizer).await?;
+        if !has_finalizer {
+            // The finalizer change triggers the next reconcile, which does the work.
+            return Ok((Action::await_change(), None));
+        }
+    }
+    let generation = p.meta().generation.unwrap_or_default();
+    let (found, adopted) = find(p, ctx).await?;
+    let mut prev = p.status.clone();
+    if let Some(adopted) = adopted {
+        prev.get_or_insert_default().adopted_from = Some(adopted);
+    }
+    let (status, reason) = status::next(prev.as_ref(), generation, &found, &now());
+    let reason_before = status::ready_reason(p.status.as_ref());
+    ctx.write_status(p, &status).await?;
+    ctx.metrics
+        .policy_reason(&p.uid().unwrap_or_default(), Some(reason));
+    report(p, ctx, &found, reason, reason_before).await;
+    Ok((requeue(p, ctx, &found), Some(reason)))
+}
+
+/// Finds out where the policy stands: validation, ownership, then one pass against the pool
+/// (which writes to it when the plan says so). Also returns the configuration recorded as
+/// `adoptedFrom` when this pass made the operator's first write.
+async fn find(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Found, Option<MfaSettings>), Error> {
+    let mut adopted = None;
+    let found = find_inner(p, ctx, &mut adopted).await?;
+    Ok((found, adopted))
+}
+
+async fn find_inner(
+    p: &CognitoMfaPolicy,
+    ctx: &Context,
+    adopted: &mut Option<MfaSettings>,
+) -> Result<Found, Error> {
+    let spec = &p.spec;
+    let violations = api::validate(spec);
+    if !violations.is_empty() {
+        let message = violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Ok(Found::InvalidSpec { message });
+    }
+    if let Some(owner) = owner_of(p, &ctx.store).filter(|o| o.uid() != p.uid()) {
+        let (pool, region) = pool_key(spec);
+        let message = format!(
+            "User pool {pool} in {region} is owned by policy {}/{}, which is older; this policy does not write to it until that one is deleted.",
+            owner.namespace().unwrap_or_default(),
+            owner.name_any()
+        );
+        return Ok(Found::Conflict { message });
+    }
+    let target = Target::of_spec(spec).expect("a valid spec has a region");
+    let observe = spec.management_policy == ManagementPolicy::Observe;
+    let outcome = match sync::read(
+        &ctx.cognito,
+        &target,
+        &spec.settings,
+        p.allows_disruptive_changes(),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return Ok(aws_error(p, ctx, e)),
+    };
+    let observed = plan::normalise(&outcome.before);
+    let fields = outcome.plan.changed_fields();
+    if outcome.plan.is_in_sync() {
+        ctx.sms_role_since
+            .lock()
+            .map(|mut m| m.remove(&p.uid().unwrap_or_default()))
+            .ok();
+        return Ok(Found::InSync { observed });
+    }
+    ctx.metrics.drift_detected();
+    if observe {
+        return Ok(Found::Drifted { observed, fields });
+    }
+    if outcome.plan.action == PlanAction::AwaitApproval {
+        let changes: Vec<String> = outcome.plan.changes.iter().map(ToString::to_string).collect();
+        let why: Vec<String> = outcome.plan.disruptions.iter().map(ToString::to_string).collect();
+        let message = format!(
+            "Waiting for approval to change {}. Why: {}. To apply, annotate the policy with {}: \"true\".",
+            changes.join("; "),
+            why.join("; "),
+            api::ALLOW_DISRUPTIVE_ANNOTATION
+        );
+        return Ok(Found::AwaitingApproval { observed, message });
+    }
+    if !outcome.missing_prerequisites.is_empty() {
+        let message = format!("Not applied: {}.", outcome.missing_prerequisites.join("; "));
+        return Ok(Found::PrerequisiteMissing { observed, message });
+    }
+    // The configuration before the operator's first write is kept for deletionPolicy Restore,
+    // and must be recorded before that write: a crash after the write would lose it.
+    if p.status.as_ref().and_then(|s| s.adopted_from.as_ref()).is_none() {
+        let mut with_adoption = p.status.clone().unwrap_or_default();
+        with_adoption.adopted_from = Some(observed.redacted());
+        ctx.write_status(p, &with_adoption).await?;
+        *adopted = with_adoption.adopted_from;
+    }
+    let mut outcome = outcome;
+    if let Err(e) = sync::write(&ctx.cognito, &target, &spec.settings, &mut outcome).await {
+        return Ok(aws_error(p, ctx, e));
+    }
+    let observed = plan::normalise(&outcome.after);
+    if outcome.remaining.is_empty() {
+        Ok(Found::Written { observed, fields })
+    } else {
+        let fields = outcome.remaining.iter().map(|c| c.field.clone()).collect();
+        Ok(Found::NotTaken { observed, fields })
+    }
+}
+
+fn aws_error(p: &CognitoMfaPolicy, ctx: &Context, e: CallError) -> Found {
+    let uid = p.uid().unwrap_or_default();
+    let mut since = lock(&ctx.sms_role_since);
+    let given_up = if e.class == ErrorClass::InvalidSmsRole {
+        since.entry(uid).or_insert_with(Instant::now).elapsed() >= SMS_ROLE_GRACE
+    } else {
+        since.remove(&uid);
+        false
+    };
+    Found::AwsError {
+        class: e.class,
+        message: e.to_string(),
+        given_up,
+    }
+}
+
+/// When to look at the policy again.
+fn requeue(p: &CognitoMfaPolicy, ctx: &Context, found: &Found) -> Action {
+    let s = &ctx.settings;
+    let after = match found {
+        Found::AwsError { class, given_up, .. } => match class.retry() {
+            Retry::Backoff => ctx.backoff(p, Duration::from_secs(1), Duration::from_secs(300)),
+            Retry::Short => ctx.backoff(p, Duration::from_secs(2), Duration::from_secs(30)),
+            Retry::ForAWhile if !given_up => ctx.backoff(p, Duration::from_secs(10), Duration::from_secs(30)),
+            Retry::ForAWhile | Retry::Terminal | Retry::Gone => ctx.jittered(s.stalled_recheck_interval),
+        },
+        Found::InvalidSpec { .. } | Found::PrerequisiteMissing { .. } => {
+            ctx.jittered(s.stalled_recheck_interval)
+        }
+        _ => {
+            ctx.succeeded(p);
+            ctx.jittered(s.resync_interval)
+        }
+    };
+    Action::requeue(after)
+}
+
+/// Events: every write to AWS, drift found or corrected, and each move into a state that needs
+/// attention (conflict, approval, terminal errors). A state that persists is not repeated.
+async fn report(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reason, before: Option<Reason>) {
+    match found {
+        Found::Written { fields, .. } => {
+            if reason == Reason::DriftCorrected {
+                ctx.metrics.drift_corrected();
+            }
+            let note = format!(
+                "SetUserPoolMfaConfig on {}: {}",
+                p.spec.user_pool_id,
+                fields.join(", ")
+            );
+            ctx.publish(
+                p,
+                EventType::Normal,
+                reason.as_str(),
+                "SetUserPoolMfaConfig",
+                note,
+            )
+            .await;
+        }
+        Found::NotTaken { fields, .. } => {
+            let note = format!(
+                "SetUserPoolMfaConfig on {} was not fully taken: {}",
+                p.spec.user_pool_id,
+                fields.join(", ")
+            );
+            ctx.publish(
+                p,
+                EventType::Warning,
+                reason.as_str(),
+                "SetUserPoolMfaConfig",
+                note,
+            )
+            .await;
+        }
+        _ if before == Some(reason) || reason.is_ready() => {}
+        Found::AwsError { .. } if !found.is_terminal() => {}
+        other => {
+            let note = match other {
+                Found::Drifted { fields, .. } => format!("The user pool differs in {}.", fields.join(", ")),
+                Found::AwaitingApproval { message, .. }
+                | Found::PrerequisiteMissing { message, .. }
+                | Found::Conflict { message }
+                | Found::InvalidSpec { message }
+                | Found::AwsError { message, .. } => message.clone(),
+                Found::InSync { .. } | Found::Written { .. } | Found::NotTaken { .. } => String::new(),
+            };
+            ctx.publish(p, EventType::Warning, reason.as_str(), "Reconcile", note)
+                .await;
+        }
+    }
+}
+
+/// Deletes a policy: with the finalizer, acts on the pool as the deletion policy says, then
+/// lets the object go. A pool that no longer exists never blocks deletion.
+async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Reason>), Error> {
+    if !p.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok((Action::await_change(), None));
+    }
+    let spec = &p.spec;
+    let owns = owner_of(p, &ctx.store).is_none_or(|o| o.uid() == p.uid());
+    let restore = p.status.as_ref().and_then(|s| s.adopted_from.clone());
+    let desired: Option<MfaSettings> = match spec.deletion_policy {
+        _ if !owns || !deletion_acts(spec) || !api::validate(spec).is_empty() => None,
+        DeletionPolicy::Retain => None,
+        // MFA off; passkey settings, which the policy may not own, stay as they are.
+        DeletionPolicy::Reset => Some(MfaSettings::default()),
+        // Nothing to restore when the operator never wrote.
+        DeletionPolicy::Restore => restore,
+    };
+    if let (Some(desired), Some(target)) = (desired, Target::of_spec(spec)) {
+        // Deletion puts back what the owner chose; the guardrail does not hold it.
+        match sync::run(&ctx.cognito, &target, &desired, true, Mode::Enforce).await {
+            Ok(o) if o.wrote => {
+                let what = if spec.deletion_policy == DeletionPolicy::Reset {
+                    "Reset"
+                } else {
+                    "Restored"
+                };
+                let note = format!(
+                    "{what} user pool {} on deletion: {}",
+                    spec.user_pool_id,
+                    o.plan.changed_fields().join(", ")
+                );
+                ctx.publish(p, EventType::Normal, what, "SetUserPoolMfaConfig", note)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) if e.class == ErrorClass::PoolNotFound => {
+                info!(pool = %target, "the user pool is gone; nothing to reset on deletion");
+            }
+            Err(e) => {
+                // The finalizer stays: deletion waits until AWS confirms.
+                let found = aws_error(p, ctx, e);
+                let generation = p.meta().generation.unwrap_or_default();
+                let (status, reason) = status::next(p.status.as_ref(), generation, &found, &now());
+                ctx.write_status(p, &status).await?;
+                if let Found::AwsError { message, .. } = &found {
+                    ctx.publish(
+                        p,
+                        EventType::Warning,
+                        reason.as_str(),
+                        "Delete",
+                        format!("Deletion waits: {message}"),
+                    )
+                    .await;
+                }
+                return Ok((requeue(p, ctx, &found), Some(reason)));
+            }
+        }
+    }
+    ctx.set_finalizer(p, false).await?;
+    ctx.succeeded(p);
+    Ok((Action::await_change(), None))
+}
+
+/// The Lease that elects the one instance that reconciles.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub name: String,
+    /// This instance's identity in the Lease.
+    pub identity: String,
+    /// How long a lease lasts without renewal: a standby takes over that long after the leader
+    /// stops renewing.
+    pub duration: Duration,
+}
+
+/// Runs the controller only while this instance holds the Lease (kube-lease-manager); other
+/// instances stand by and take over when it lapses. Returns when `shutdown` is cancelled,
+/// after releasing the Lease.
+pub async fn run_elected(
+    client: Client,
+    cognito: Cognito,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    lease: LeaseSettings,
+    ready: Arc<AtomicBool>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), kube_lease_manager::LeaseManagerError> {
+    let seconds = lease.duration.as_secs().max(2);
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease.name)
+        .with_namespace(&lease.namespace)
+        .with_identity(&lease.identity)
+        .with_duration(seconds)
+        // Renew a third of the duration before it ends.
+        .with_grace((seconds / 3).max(1))
+        .build()
+        .await?;
+    let (mut leader, task) = manager.watch().await;
+    // A standby is ready: it serves its endpoints and waits.
+    ready.store(true, Ordering::Release);
+    loop {
+        tokio::select! {
+            changed = leader.wait_for(|is_leader| *is_leader) => if changed.is_err() { break },
+            () = shutdown.cancelled() => break,
+        }
+        info!(identity = %lease.identity, "holding the lease: reconciling");
+        metrics.set_leader(true);
+        let stop = {
+            let (mut leader, shutdown) = (leader.clone(), shutdown.clone());
+            async move {
+                tokio::select! {
+                    _ = leader.wait_for(|is_leader| !*is_leader) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        };
+        run(
+            client.clone(),
+            cognito.clone(),
+            metrics.clone(),
+            settings.clone(),
+            ready.clone(),
+            stop,
+        )
+        .await;
+        metrics.set_leader(false);
+        if shutdown.is_cancelled() {
+            break;
+        }
+        warn!(identity = %lease.identity, "lost the lease: standing by");
+    }
+    // Closing the channel makes the manager release the Lease, so a standby takes over at once.
+    drop(leader);
+    match task.await {
+        Ok(result) => result.map(|_| ()),
+        Err(e) => {
+            warn!(error = %e, "the lease manager ended abnormally");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,583 @@
+//! Status: what the operator reports, as a pure function of the previous status and of what one
+//! reconcile found. The controller writes the result only when it differs from what is there,
+//! so a check that finds nothing new makes no Kubernetes write at all.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::{
+    api::{CognitoMfaPolicyStatus, Drift, MfaSettings},
+    cognito::{ErrorClass, Retry},
+};
+
+/// Why a policy is (not) ready: the closed set of reasons of the `Ready` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The pool matched the policy; nothing was written.
+    InSync,
+    /// The policy (a new generation of it) was written to the pool.
+    Applied,
+    /// The pool had drifted from the policy and was corrected.
+    DriftCorrected,
+    /// The pool differs from the policy and is not corrected (managementPolicy Observe, or
+    /// Cognito did not take a write).
+    Drifted,
+    /// The spec breaks a rule, or Cognito rejected the request as invalid.
+    InvalidSpec,
+    /// The user pool does not exist.
+    UserPoolNotFound,
+    /// The credentials are missing or not allowed to make the call.
+    AccessDenied,
+    /// The pool's feature plan lacks a feature the policy uses.
+    FeatureUnavailableInTier,
+    /// Cognito cannot use the SMS role (often IAM still propagating).
+    InvalidSmsRole,
+    /// Cognito throttled the operator's calls.
+    Throttled,
+    /// Cognito failed or could not be reached.
+    AwsUnavailable,
+    /// An older policy owns the same pool.
+    Conflict,
+    /// A disruptive change waits for the approval annotation.
+    AwaitingApproval,
+    /// The pool lacks something the policy needs (tier, SES, sign-in settings).
+    PrerequisiteMissing,
+}
+
+impl Reason {
+    /// Every reason, for metrics that report each one.
+    pub const ALL: [Reason; 14] = [
+        Self::InSync,
+        Self::Applied,
+        Self::DriftCorrected,
+        Self::Drifted,
+        Self::InvalidSpec,
+        Self::UserPoolNotFound,
+        Self::AccessDenied,
+        Self::FeatureUnavailableInTier,
+        Self::InvalidSmsRole,
+        Self::Throttled,
+        Self::AwsUnavailable,
+        Self::Conflict,
+        Self::AwaitingApproval,
+        Self::PrerequisiteMissing,
+    ];
+
+    /// The reason as it appears in conditions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InSync => "InSync",
+            Self::Applied => "Applied",
+            Self::DriftCorrected => "DriftCorrected",
+            Self::Drifted => "Drifted",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::UserPoolNotFound => "UserPoolNotFound",
+            Self::AccessDenied => "AccessDenied",
+            Self::FeatureUnavailableInTier => "FeatureUnavailableInTier",
+            Self::InvalidSmsRole => "InvalidSmsRole",
+            Self::Throttled => "Throttled",
+            Self::AwsUnavailable => "AwsUnavailable",
+            Self::Conflict => "Conflict",
+            Self::AwaitingApproval => "AwaitingApproval",
+            Self::PrerequisiteMissing => "PrerequisiteMissing",
+        }
+    }
+
+    /// The reason of an AWS error class.
+    pub fn of_error(class: ErrorClass) -> Self {
+        match class {
+            ErrorClass::Throttled => Self::Throttled,
+            ErrorClass::Unavailable | ErrorClass::ConcurrentModification => Self::AwsUnavailable,
+            ErrorClass::InvalidSmsRole => Self::InvalidSmsRole,
+            ErrorClass::InvalidParameter => Self::InvalidSpec,
+            ErrorClass::FeatureUnavailableInTier => Self::FeatureUnavailableInTier,
+            ErrorClass::OperationNotEnabled => Self::PrerequisiteMissing,
+            ErrorClass::AccessDenied => Self::AccessDenied,
+            ErrorClass::PoolNotFound => Self::UserPoolNotFound,
+        }
+    }
+
+    /// Whether the pool matches the policy with this reason.
+    pub fn is_ready(self) -> bool {
+        matches!(self, Self::InSync | Self::Applied | Self::DriftCorrected)
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one reconcile found (and did).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// The pool matches the policy; nothing was written.
+    InSync {
+        /// The live configuration, normalised.
+        observed: MfaSettings,
+    },
+    /// The policy was written and read back equal.
+    Written {
+        /// The live configuration after the write, normalised.
+        observed: MfaSettings,
+        /// The fields that were changed.
+        fields: Vec<String>,
+    },
+    /// The policy was written but the read-back still differs.
+    NotTaken {
+        /// The live configuration after the write, normalised.
+        observed: MfaSettings,
+        /// The fields that still differ.
+        fields: Vec<String>,
+    },
+    /// The pool differs and the policy only observes.
+    Drifted {
+        /// The live configuration, normalised.
+        observed: MfaSettings,
+        /// The fields that differ.
+        fields: Vec<String>,
+    },
+    /// A disruptive change waits for approval.
+    AwaitingApproval {
+        /// The live configuration, normalised.
+        observed: MfaSettings,
+        /// What would change and why it waits.
+        message: String,
+    },
+    /// The pool lacks a prerequisite of the change.
+    PrerequisiteMissing {
+        /// The live configuration, normalised.
+        observed: MfaSettings,
+        /// What is missing.
+        message: String,
+    },
+    /// An older policy owns the pool.
+    Conflict {
+        /// Why, naming the owner.
+        message: String,
+    },
+    /// The spec breaks a rule; nothing was sent to AWS.
+    InvalidSpec {
+        /// The violations.
+        message: String,
+    },
+    /// A call to Cognito failed.
+    AwsError {
+        /// The error's class.
+        class: ErrorClass,
+        /// The error, in words.
+        message: String,
+        /// Whether the error has lasted long enough to stop waiting for it (InvalidSmsRole).
+        given_up: bool,
+    },
+}
+
+impl Found {
+    fn observed(&self) -> Option<&MfaSettings> {
+        match self {
+            Self::InSync { observed }
+            | Self::Written { observed, .. }
+            | Self::NotTaken { observed, .. }
+            | Self::Drifted { observed, .. }
+            | Self::AwaitingApproval { observed, .. }
+            | Self::PrerequisiteMissing { observed, .. } => Some(observed),
+            Self::Conflict { .. } | Self::InvalidSpec { .. } | Self::AwsError { .. } => None,
+        }
+    }
+
+    /// Whether this needs a human (a spec change, a permission, an approval) before it can
+    /// change: such policies are `Stalled` and rechecked slowly.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Self::AwaitingApproval { .. }
+            | Self::PrerequisiteMissing { .. }
+            | Self::Conflict { .. }
+            | Self::InvalidSpec { .. } => true,
+            Self::AwsError { class, given_up, .. } => match class.retry() {
+                Retry::Terminal | Retry::Gone => true,
+                Retry::ForAWhile => *given_up,
+                Retry::Backoff | Retry::Short => false,
+            },
+            Self::InSync { .. } | Self::Written { .. } | Self::NotTaken { .. } | Self::Drifted { .. } => {
+                false
+            }
+        }
+    }
+}
+
+/// Condition types.
+pub const READY: &str = "Ready";
+/// The last exchange with AWS worked.
+pub const SYNCED: &str = "Synced";
+/// Waiting on a human.
+pub const STALLED: &str = "Stalled";
+
+/// The Ready reason a status reports, if any.
+pub fn ready_reason(status: Option<&CognitoMfaPolicyStatus>) -> Option<Reason> {
+    condition(status, READY).and_then(|c| Reason::parse(&c.reason))
+}
+
+fn condition<'a>(status: Option<&'a CognitoMfaPolicyStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the previous status says the pool matched this generation of the spec.
+fn was_ready(prev: Option<&CognitoMfaPolicyStatus>, generation: i64) -> bool {
+    prev.and_then(|s| s.observed_generation) == Some(generation)
+        && condition(prev, READY).is_some_and(|c| c.status == "True")
+}
+
+/// The status after a reconcile of `generation` that found `found`, and the Ready reason in it.
+///
+/// Everything that did not change keeps its previous value (condition transition times, the
+/// time of the last sync, when drift was seen), so an unchanged finding gives an equal status.
+pub fn next(
+    prev: Option<&CognitoMfaPolicyStatus>,
+    generation: i64,
+    found: &Found,
+    now: &Time,
+) -> (CognitoMfaPolicyStatus, Reason) {
+    let mut status = prev.cloned().unwrap_or_default();
+    let ready_before = was_ready(prev, generation);
+    let list = |fields: &[String]| fields.join(", ");
+    let (reason, message) = match found {
+        Found::InSync { .. } if ready_before => {
+            // Keep what the last change said (Applied, DriftCorrected): nothing new happened.
+            let c = condition(prev, READY).expect("a ready status has a Ready condition");
+            (
+                Reason::parse(&c.reason).unwrap_or(Reason::InSync),
+                c.message.clone(),
+            )
+        }
+        Found::InSync { .. } => (Reason::InSync, "The user pool matches the policy.".to_owned()),
+        Found::Written { fields, .. } if ready_before => (
+            Reason::DriftCorrected,
+            format!("Corrected drift in {}.", list(fields)),
+        ),
+        Found::Written { fields, .. } => (
+            Reason::Applied,
+            format!("Applied {} to the user pool.", list(fields)),
+        ),
+        Found::NotTaken { fields, .. } => (
+            Reason::Drifted,
+            format!(
+                "Cognito did not take {} (read back after a write); rechecked at the next drift check.",
+                list(fields)
+            ),
+        ),
+        Found::Drifted { fields, .. } => (
+            Reason::Drifted,
+            format!(
+                "The user pool differs in {} (managementPolicy Observe: not corrected).",
+                list(fields)
+            ),
+        ),
+        Found::AwaitingApproval { message, .. } => (Reason::AwaitingApproval, message.clone()),
+        Found::PrerequisiteMissing { message, .. } => (Reason::PrerequisiteMissing, message.clone()),
+        Found::Conflict { message } => (Reason::Conflict, message.clone()),
+        Found::InvalidSpec { message } => (Reason::InvalidSpec, message.clone()),
+        Found::AwsError { class, message, .. } => (Reason::of_error(*class), message.clone()),
+    };
+
+    let transient = matches!(found, Found::AwsError { .. }) && !found.is_terminal();
+    // A passing AWS failure says nothing new about the pool: a Ready policy stays Ready.
+    if !(transient && ready_before) {
+        let ready = if reason.is_ready() { "True" } else { "False" };
+        set_condition(
+            &mut status.conditions,
+            READY,
+            ready,
+            reason.as_str(),
+            &message,
+            generation,
+            now,
+        );
+    }
+    let (synced, synced_reason, synced_message) = match found {
+        Found::AwsError { .. } | Found::Conflict { .. } | Found::InvalidSpec { .. } => {
+            ("False", reason.as_str(), message.as_str())
+        }
+        _ => ("True", "ReconcileSuccess", "The last exchange with AWS worked."),
+    };
+    set_condition(
+        &mut status.conditions,
+        SYNCED,
+        synced,
+        synced_reason,
+        synced_message,
+        generation,
+        now,
+    );
+    let (stalled, stalled_message) = if found.is_terminal() {
+        ("True", message.as_str())
+    } else {
+        ("False", "Not waiting on a person.")
+    };
+    set_condition(
+        &mut status.conditions,
+        STALLED,
+        stalled,
+        reason.as_str(),
+        stalled_message,
+        generation,
+        now,
+    );
+    status.observed_generation = Some(generation);
+
+    if let Some(observed) = found.observed() {
+        status.observed = Some(observed.redacted());
+    }
+    match found {
+        Found::Written { .. } => status.last_sync_time = Some(now.clone()),
+        Found::InSync { .. } if !ready_before => status.last_sync_time = Some(now.clone()),
+        _ => {}
+    }
+    status.drift = next_drift(status.drift.take(), found, reason, now);
+    (status, reason)
+}
+
+fn next_drift(prev: Option<Drift>, found: &Found, reason: Reason, now: &Time) -> Option<Drift> {
+    let seen = |fields: &[String], detected: bool| {
+        // The same drift, still there: nothing to rewrite (not even the time it was seen).
+        match &prev {
+            Some(d) if d.detected == detected && d.fields == fields => d.clone(),
+            _ => Drift {
+                detected,
+                fields: fields.to_vec(),
+                last_seen: Some(now.clone()),
+            },
+        }
+    };
+    match found {
+        Found::Written { fields, .. } if reason == Reason::DriftCorrected => Some(seen(fields, false)),
+        Found::Drifted { fields, .. } | Found::NotTaken { fields, .. } => Some(seen(fields, true)),
+        // Drift that went away (or was overwritten by a new spec) is no longer current.
+        Found::InSync { .. } | Found::Written { .. } => prev.map(|d| Drift { detected: false, ..d }),
+        _ => prev,
+    }
+}
+
+/// Sets a condition, keeping its transition time unless its status changes.
+fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: i64,
+    now: &Time,
+) {
+    let new = |last_transition_time: Time| Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: Some(generation),
+        last_transition_time,
+    };
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            let since = if c.status == status {
+                c.last_transition_time.clone()
+            } else {
+                now.clone()
+            };
+            *c = new(since);
+        }
+        None => conditions.push(new(now.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use rstest::rstest;
+
+    use super::*;
+    use crate::api::{MfaMode, SmsConfiguration, SmsMfa};
+
+    fn at(second: i64) -> Time {
+        Time(Timestamp::from_second(1_800_000_000 + second).unwrap())
+    }
+
+    fn settings() -> MfaSettings {
+        MfaSettings {
+            mfa_configuration: MfaMode::Optional,
+            ..MfaSettings::default()
+        }
+    }
+
+    fn in_sync() -> Found {
+        Found::InSync { observed: settings() }
+    }
+
+    fn written(fields: &[&str]) -> Found {
+        Found::Written {
+            observed: settings(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    fn cond<'a>(s: &'a CognitoMfaPolicyStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn error(class: ErrorClass, given_up: bool) -> Found {
+        Found::AwsError {
+            class,
+            message: format!("{class:?}"),
+            given_up,
+        }
+    }
+
+    #[test]
+    fn a_check_that_finds_nothing_new_changes_nothing() {
+        let (first, reason) = next(None, 1, &in_sync(), &at(0));
+        assert_eq!(reason, Reason::InSync);
+        assert_eq!(cond(&first, READY).status, "True");
+        assert_eq!(first.last_sync_time, Some(at(0)));
+        // Later checks find the same: the status is equal, so nothing is written.
+        let (again, _) = next(Some(&first), 1, &in_sync(), &at(600));
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn applied_then_in_sync_keeps_what_the_change_said() {
+        let (applied, reason) = next(None, 1, &written(&["mfaConfiguration"]), &at(0));
+        assert_eq!(reason, Reason::Applied);
+        assert!(cond(&applied, READY).message.contains("mfaConfiguration"));
+        let (checked, reason) = next(Some(&applied), 1, &in_sync(), &at(600));
+        assert_eq!(reason, Reason::Applied);
+        assert_eq!(checked, applied);
+    }
+
+    #[test]
+    fn a_write_on_the_same_generation_corrects_drift() {
+        let (ready, _) = next(None, 1, &in_sync(), &at(0));
+        let (corrected, reason) = next(Some(&ready), 1, &written(&["mfaConfiguration"]), &at(600));
+        assert_eq!(reason, Reason::DriftCorrected);
+        let drift = corrected.drift.clone().unwrap();
+        assert!(!drift.detected);
+        assert_eq!(drift.fields, ["mfaConfiguration"]);
+        assert_eq!(drift.last_seen, Some(at(600)));
+        assert_eq!(corrected.last_sync_time, Some(at(600)));
+        // Ready stayed True throughout: its transition time is the first one.
+        assert_eq!(cond(&corrected, READY).last_transition_time, at(0));
+        // A write for a new generation is an apply, not a correction.
+        let (applied, reason) = next(Some(&corrected), 2, &written(&["smsMfaConfiguration"]), &at(700));
+        assert_eq!(reason, Reason::Applied);
+        assert_eq!(applied.observed_generation, Some(2));
+        assert_eq!(cond(&applied, READY).observed_generation, Some(2));
+    }
+
+    #[test]
+    fn observed_drift_is_reported_once() {
+        let drifted = Found::Drifted {
+            observed: settings(),
+            fields: vec!["mfaConfiguration".into()],
+        };
+        let (first, reason) = next(None, 1, &drifted, &at(0));
+        assert_eq!(reason, Reason::Drifted);
+        assert_eq!(cond(&first, READY).status, "False");
+        assert_eq!(cond(&first, STALLED).status, "False");
+        assert!(first.drift.as_ref().unwrap().detected);
+        let (again, _) = next(Some(&first), 1, &drifted, &at(600));
+        assert_eq!(again, first, "the same drift, still there: no rewrite");
+        let (gone, reason) = next(Some(&again), 1, &in_sync(), &at(1200));
+        assert_eq!(reason, Reason::InSync);
+        assert!(!gone.drift.unwrap().detected);
+    }
+
+    /// How each error class shows: Ready, Synced and Stalled.
+    #[rstest]
+    #[case::throttled(error(ErrorClass::Throttled, false), "Throttled", false)]
+    #[case::unavailable(error(ErrorClass::Unavailable, false), "AwsUnavailable", false)]
+    #[case::concurrent(error(ErrorClass::ConcurrentModification, false), "AwsUnavailable", false)]
+    #[case::sms_role_propagating(error(ErrorClass::InvalidSmsRole, false), "InvalidSmsRole", false)]
+    #[case::sms_role_for_real(error(ErrorClass::InvalidSmsRole, true), "InvalidSmsRole", true)]
+    #[case::invalid_parameter(error(ErrorClass::InvalidParameter, false), "InvalidSpec", true)]
+    #[case::tier(
+        error(ErrorClass::FeatureUnavailableInTier, false),
+        "FeatureUnavailableInTier",
+        true
+    )]
+    #[case::not_enabled(error(ErrorClass::OperationNotEnabled, false), "PrerequisiteMissing", true)]
+    #[case::denied(error(ErrorClass::AccessDenied, false), "AccessDenied", true)]
+    #[case::gone(error(ErrorClass::PoolNotFound, false), "UserPoolNotFound", true)]
+    #[case::conflict(Found::Conflict { message: "owned by a/b".into() }, "Conflict", true)]
+    #[case::invalid_spec(Found::InvalidSpec { message: "spec.x: bad".into() }, "InvalidSpec", true)]
+    #[case::approval(Found::AwaitingApproval { observed: settings(), message: "waits".into() }, "AwaitingApproval", true)]
+    #[case::prerequisite(Found::PrerequisiteMissing { observed: settings(), message: "tier".into() }, "PrerequisiteMissing", true)]
+    fn problems_are_reported_with_their_reason(
+        #[case] found: Found,
+        #[case] reason: &str,
+        #[case] stalled: bool,
+    ) {
+        let (status, r) = next(None, 3, &found, &at(0));
+        assert_eq!(r.as_str(), reason);
+        let ready = cond(&status, READY);
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reason));
+        assert_eq!(
+            cond(&status, STALLED).status,
+            if stalled { "True" } else { "False" }
+        );
+        let synced_ok = matches!(
+            found,
+            Found::AwaitingApproval { .. } | Found::PrerequisiteMissing { .. }
+        );
+        assert_eq!(
+            cond(&status, SYNCED).status,
+            if synced_ok { "True" } else { "False" }
+        );
+        assert_eq!(status.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn a_passing_failure_leaves_a_ready_policy_ready() {
+        let (ready, _) = next(None, 1, &in_sync(), &at(0));
+        let (throttled, reason) = next(Some(&ready), 1, &error(ErrorClass::Throttled, false), &at(600));
+        assert_eq!(reason, Reason::Throttled);
+        assert_eq!(cond(&throttled, READY), cond(&ready, READY), "Ready untouched");
+        assert_eq!(
+            (
+                cond(&throttled, SYNCED).status.as_str(),
+                cond(&throttled, SYNCED).reason.as_str()
+            ),
+            ("False", "Throttled")
+        );
+        assert_eq!(cond(&throttled, SYNCED).last_transition_time, at(600));
+        // A terminal one does not.
+        let (denied, _) = next(Some(&ready), 1, &error(ErrorClass::AccessDenied, false), &at(700));
+        assert_eq!(cond(&denied, READY).status, "False");
+        assert_eq!(cond(&denied, READY).last_transition_time, at(700));
+        // Back to normal: Ready True again, Synced True.
+        let (back, _) = next(Some(&denied), 1, &in_sync(), &at(800));
+        assert_eq!(cond(&back, READY).status, "True");
+        assert_eq!(cond(&back, SYNCED).reason, "ReconcileSuccess");
+        assert_eq!(cond(&back, STALLED).status, "False");
+    }
+
+    #[test]
+    fn external_ids_stay_out_of_status() {
+        let observed = MfaSettings {
+            mfa_configuration: MfaMode::Optional,
+            sms_mfa_configuration: Some(SmsMfa {
+                sms_authentication_message: None,
+                sms_configuration: Some(SmsConfiguration {
+                    sns_caller_arn: Some("arn:aws:iam::123456789012:role/sms".into()),
+                    external_id: Some("secret-ext".into()),
+                    ..SmsConfiguration::default()
+                }),
+            }),
+            ..MfaSettings::default()
+        };
+        let (status, _) = next(None, 1, &Found::InSync { observed }, &at(0));
+        assert!(!serde_json::to_string(&status).unwrap().contains("secret-ext"));
+    }
+}

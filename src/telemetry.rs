@@ -1,0 +1,267 @@
+//! Logs (tracing, text or JSON) and metrics (Prometheus).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::{
+    cognito::{ErrorClass, Observer, Operation},
+    status::Reason,
+};
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Sets up logging to stderr. `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabels {
+    kind: String,
+}
+
+/// The operator's metrics. Names start with `cognito_mfa_`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    aws_calls: Family<CallLabels, Counter>,
+    aws_requests: Family<OperationLabels, Counter>,
+    aws_throttles: Family<OperationLabels, Counter>,
+    drift_detected: Counter,
+    drift_corrected: Counter,
+    policies: Family<ReasonLabels, Gauge>,
+    kubernetes_writes: Family<WriteLabels, Counter>,
+    leader: Gauge,
+    ready_reasons: Mutex<HashMap<String, Reason>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("cognito_mfa");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles, by result (the Ready reason, or Error)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.005, 2.0, 14,
+        ));
+        registry.register_with_unit(
+            "reconcile_duration",
+            "How long reconciles take",
+            prometheus_client::registry::Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let aws_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "aws_calls",
+            "Cognito calls, by operation and outcome (ok or the error class)",
+            aws_calls.clone(),
+        );
+        let aws_requests = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "aws_requests",
+            "HTTP requests to Cognito (retries included), by operation",
+            aws_requests.clone(),
+        );
+        let aws_throttles = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "aws_throttles",
+            "Requests Cognito throttled, by operation",
+            aws_throttles.clone(),
+        );
+        let drift_detected = Counter::default();
+        registry.register(
+            "drift_detected",
+            "Checks that found a pool different from its policy",
+            drift_detected.clone(),
+        );
+        let drift_corrected = Counter::default();
+        registry.register(
+            "drift_corrected",
+            "Drifted pools corrected",
+            drift_corrected.clone(),
+        );
+        let policies = Family::<ReasonLabels, Gauge>::default();
+        registry.register("policies", "Policies, by Ready reason", policies.clone());
+        let kubernetes_writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "kubernetes_writes",
+            "Writes to the Kubernetes API, by kind (status, finalizer, event)",
+            kubernetes_writes.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 when this instance reconciles (holds the lease, or runs without leader election)",
+            leader.clone(),
+        );
+        for reason in Reason::ALL {
+            let _ = policies.get_or_create(&ReasonLabels {
+                reason: reason.as_str().to_owned(),
+            });
+        }
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            aws_calls,
+            aws_requests,
+            aws_throttles,
+            drift_detected,
+            drift_corrected,
+            policies,
+            kubernetes_writes,
+            leader,
+            ready_reasons: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// The metrics in Prometheus' text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String works");
+        out
+    }
+
+    /// A reconcile ended with `result` after `seconds`.
+    pub fn reconciled(&self, result: &str, seconds: f64) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.reconcile_duration.observe(seconds);
+    }
+
+    /// The policy `uid` now has Ready reason `reason` (`None`: the policy is gone).
+    pub fn policy_reason(&self, uid: &str, reason: Option<Reason>) {
+        let mut reasons = self.ready_reasons.lock().unwrap_or_else(|e| e.into_inner());
+        let before = match reason {
+            Some(r) => reasons.insert(uid.to_owned(), r),
+            None => reasons.remove(uid),
+        };
+        if before == reason {
+            return;
+        }
+        if let Some(b) = before {
+            self.policies
+                .get_or_create(&ReasonLabels {
+                    reason: b.as_str().to_owned(),
+                })
+                .dec();
+        }
+        if let Some(r) = reason {
+            self.policies
+                .get_or_create(&ReasonLabels {
+                    reason: r.as_str().to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// A check found drift.
+    pub fn drift_detected(&self) {
+        self.drift_detected.inc();
+    }
+
+    /// Drift was corrected.
+    pub fn drift_corrected(&self) {
+        self.drift_corrected.inc();
+    }
+
+    /// A write to the Kubernetes API (`status`, `finalizer`, `event`).
+    pub fn kubernetes_write(&self, kind: &str) {
+        self.kubernetes_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Whether this instance is the one reconciling.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+}
+
+impl Observer for Metrics {
+    fn call(&self, operation: Operation, error: Option<ErrorClass>) {
+        let outcome = error.map_or("ok".to_owned(), |c| format!("{c:?}"));
+        self.aws_calls
+            .get_or_create(&CallLabels {
+                operation: operation.name().to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    fn attempt(&self, operation: Operation, throttled: bool) {
+        let labels = OperationLabels {
+            operation: operation.name().to_owned(),
+        };
+        self.aws_requests.get_or_create(&labels).inc();
+        if throttled {
+            self.aws_throttles.get_or_create(&labels).inc();
+        }
+    }
+}
+
+/// Shared metrics.
+pub type SharedMetrics = Arc<Metrics>;

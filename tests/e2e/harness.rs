@@ -1,0 +1,349 @@
+//! The end-to-end harness: a real Kubernetes API server (KUBECONFIG), moto's server on loopback,
+//! and the operator's controller running in-process against both.
+
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use cognito_mfa_operator::{
+    api::CognitoMfaPolicy,
+    cognito::{Cognito, Options},
+    controller::{self, LeaseSettings, Settings},
+    telemetry::Metrics,
+};
+use k8s_openapi::{
+    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
+};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+/// A client for the cluster KUBECONFIG names. Also sets up logs (RUST_LOG, default
+/// `info` for the operator), shown for failing tests.
+pub async fn client() -> Client {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("cognito_mfa_operator=info,kube_lease_manager=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+    Client::try_default()
+        .await
+        .expect("a Kubernetes API server: set KUBECONFIG (hack/test.sh starts a local one on loopback)")
+}
+
+static CRD: OnceCell<()> = OnceCell::const_new();
+
+/// Installs the operator's CRD (as generated) once per test process and waits until it is
+/// served. API servers older than 1.25 have no CEL: there the rules are left out, as such a
+/// server would drop them anyway (and refuse a server-side apply that has them).
+pub async fn ensure_crd(client: &Client) {
+    CRD.get_or_init(|| async {
+        let version = client
+            .apiserver_version()
+            .await
+            .expect("the API server answers /version");
+        let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(99);
+        let mut crd = serde_json::to_value(cognito_mfa_operator::api::crd()).unwrap();
+        if version.major == "1" && minor < 25 {
+            strip(&mut crd, "x-kubernetes-validations");
+        }
+        let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let name = crd.name_any();
+        match api.get_opt(&name).await.unwrap() {
+            None => match api.create(&PostParams::default(), &crd).await {
+                Ok(_) => {}
+                // Another test process created it first.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => panic!("cannot create the CRD: {e}"),
+            },
+            Some(existing) => {
+                let mut crd = crd;
+                crd.metadata.resource_version = existing.resource_version();
+                if existing.spec != crd.spec {
+                    let _ = api.replace(&name, &PostParams::default(), &crd).await;
+                }
+            }
+        }
+        wait(Duration::from_secs(60), "the CRD to be established", || async {
+            let crd = api.get(&name).await.ok()?;
+            let established = crd
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        })
+        .await;
+        // The API server needs a moment to serve a new resource after it is established.
+        let policies: Api<CognitoMfaPolicy> = Api::all(client.clone());
+        wait(Duration::from_secs(60), "the CRD to be served", || async {
+            policies
+                .list(&ListParams::default().limit(1))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+    })
+    .await;
+}
+
+fn strip(v: &mut Value, key: &str) {
+    match v {
+        Value::Object(m) => {
+            m.remove(key);
+            m.values_mut().for_each(|v| strip(v, key));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| strip(v, key)),
+        _ => {}
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, for at most `limit` (a bound against
+/// hanging, not a timing assertion).
+pub async fn wait<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A unique name for a test's resources.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{:x}", nanos % 0xff_ffff_ffff)
+}
+
+/// A namespace for one test, deleted when dropped.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(client: &Client) -> Self {
+        let name = unique("cmo-e2e");
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
+        Self {
+            name,
+            client: client.clone(),
+        }
+    }
+
+    pub fn policies(&self) -> Api<CognitoMfaPolicy> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Drop cannot await: delete from a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                // Finalizers the operator would have removed must not keep the namespace alive.
+                let policies: Api<CognitoMfaPolicy> = Api::namespaced(client.clone(), &name);
+                if let Ok(list) = policies.list(&ListParams::default()).await {
+                    for p in list {
+                        let patch = json!({"metadata": {"finalizers": null}});
+                        let _ = policies
+                            .patch(
+                                &p.name_any(),
+                                &kube::api::PatchParams::default(),
+                                &kube::api::Patch::Merge(&patch),
+                            )
+                            .await;
+                    }
+                }
+                let _ = Api::<Namespace>::all(client)
+                    .delete(&name, &DeleteParams::default())
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A CognitoMfaPolicy manifest with `spec`, labelled for `run` (so only that test's operator
+/// sees it).
+pub fn policy(name: &str, run: &str, spec: Value) -> CognitoMfaPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "cognitomfa.io/v1alpha1",
+        "kind": "CognitoMfaPolicy",
+        "metadata": {"name": name, "labels": {"cognitomfa.io/e2e-run": run}},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+/// How an in-process operator is set up.
+pub struct OperatorConfig {
+    pub run: String,
+    pub endpoint: String,
+    pub resync: Duration,
+    pub lease: Option<LeaseSettings>,
+}
+
+impl OperatorConfig {
+    pub fn new(run: &str, endpoint: &str) -> Self {
+        Self {
+            run: run.to_owned(),
+            endpoint: endpoint.to_owned(),
+            resync: Duration::from_secs(600),
+            lease: None,
+        }
+    }
+}
+
+/// The operator's controller running in this process, watching the policies labelled for one
+/// test run, talking to moto (or a fault proxy in front of it).
+pub struct Operator {
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Operator {
+    pub async fn start(client: &Client, config: OperatorConfig) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let cognito = Cognito::from_env(Options {
+            endpoint_url: Some(config.endpoint.clone()),
+            // Tests are small: a generous budget keeps them quick.
+            read_rps: 50.try_into().unwrap(),
+            write_rps: 50.try_into().unwrap(),
+            observer: Some(metrics.clone()),
+            ..Options::default()
+        })
+        .await;
+        let settings = Settings {
+            label_selector: Some(format!("cognitomfa.io/e2e-run={}", config.run)),
+            resync_interval: config.resync,
+            instance: config
+                .lease
+                .as_ref()
+                .map_or_else(|| config.run.clone(), |l| l.identity.clone()),
+            ..Settings::default()
+        };
+        let shutdown = CancellationToken::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (client, metrics, ready, shutdown) =
+                (client.clone(), metrics.clone(), ready.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                match config.lease {
+                    Some(lease) => {
+                        controller::run_elected(client, cognito, metrics, settings, lease, ready, shutdown)
+                            .await
+                            .unwrap()
+                    }
+                    None => {
+                        metrics.set_leader(true);
+                        controller::run(
+                            client,
+                            cognito,
+                            metrics,
+                            settings,
+                            ready,
+                            shutdown.cancelled_owned(),
+                        )
+                        .await
+                    }
+                }
+            })
+        };
+        Self {
+            metrics,
+            ready,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops gracefully (running reconciles finish; a held Lease is released).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Stops abruptly, as a crash would: nothing is released.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+
+    /// The value of a metric line (`name{labels}`), 0 when absent.
+    pub fn metric(&self, line_prefix: &str) -> f64 {
+        self.metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with(line_prefix) && l[line_prefix.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// The condition `type_` of a policy: (status, reason, message).
+pub fn condition(p: &CognitoMfaPolicy, type_: &str) -> Option<(String, String, String)> {
+    let c = p.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Waits until the policy's Ready condition has `reason` for its current generation, and
+/// returns the policy.
+pub async fn wait_for_reason(api: &Api<CognitoMfaPolicy>, name: &str, reason: &str) -> CognitoMfaPolicy {
+    wait(
+        Duration::from_secs(60),
+        &format!("{name} to report {reason}"),
+        || async {
+            let p = api.get(name).await.ok()?;
+            let current = p.status.as_ref()?.observed_generation == p.metadata.generation;
+            (current && condition(&p, "Ready").is_some_and(|(_, r, _)| r == reason)).then_some(p)
+        },
+    )
+    .await
+}
+
+/// The events recorded about a policy: (reason, note).
+pub async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, String)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let mut out: Vec<(String, String)> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect();
+    out.sort();
+    out
+}

@@ -1,0 +1,447 @@
+//! A policy's life: create, update, drift, observe, approval, conflict, invalid spec.
+
+use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider::types as aws;
+use kube::{
+    ResourceExt,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use crate::{
+    harness::{
+        self, Operator, OperatorConfig, TestNamespace, condition, policy, unique, wait, wait_for_reason,
+    },
+    support::moto,
+};
+
+const REGION: &str = "eu-west-1";
+
+async fn mode(pool: &str) -> Option<aws::UserPoolMfaType> {
+    moto::client(REGION)
+        .await
+        .get_user_pool_mfa_config()
+        .user_pool_id(pool)
+        .send()
+        .await
+        .unwrap()
+        .mfa_configuration
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_update_and_drift_correction() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let mut config = OperatorConfig::new(&run, &moto::endpoint());
+    config.resync = Duration::from_secs(2);
+    let operator = Operator::start(&client, config).await;
+    let pool = moto::create_pool(REGION).await;
+    let api = ns.policies();
+
+    // Create.
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
+    api.create(&PostParams::default(), &policy("shop", &run, spec))
+        .await
+        .unwrap();
+    let p = wait_for_reason(&api, "shop", "Applied").await;
+    let status = p.status.clone().unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(condition(&p, "Synced").unwrap().0, "True");
+    assert_eq!(condition(&p, "Stalled").unwrap().0, "False");
+    let observed = status.observed.unwrap();
+    assert_eq!(observed.mfa_configuration.to_string(), "OPTIONAL");
+    assert_eq!(
+        status.adopted_from.unwrap().mfa_configuration.to_string(),
+        "OFF",
+        "the pool before the first write"
+    );
+    assert!(status.last_sync_time.is_some());
+    assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::Optional));
+    assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 1);
+
+    // Update: add SMS (the external ID must never show in status or events).
+    let patch = json!({"spec": {"smsMfaConfiguration": {"smsAuthenticationMessage": "Code {####}",
+        "smsConfiguration": {"snsCallerArn": "arn:aws:iam::123456789012:role/cognito-sms", "externalId": "very-secret-4711"}}}});
+    api.patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let p = wait_for_reason(&api, "shop", "Applied").await;
+    assert_eq!(p.status.as_ref().unwrap().observed_generation, Some(2));
+    let sms = moto::client(REGION)
+        .await
+        .get_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .send()
+        .await
+        .unwrap()
+        .sms_mfa_configuration;
+    assert_eq!(
+        sms.and_then(|s| s.sms_configuration)
+            .and_then(|c| c.external_id)
+            .as_deref(),
+        Some("very-secret-4711")
+    );
+
+    // Drift: someone turns MFA off; the periodic check puts it back.
+    moto::client(REGION)
+        .await
+        .set_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .mfa_configuration(aws::UserPoolMfaType::Off)
+        .send()
+        .await
+        .unwrap();
+    let p = wait_for_reason(&api, "shop", "DriftCorrected").await;
+    let drift = p.status.as_ref().unwrap().drift.clone().unwrap();
+    assert!(!drift.detected);
+    assert!(
+        drift.fields.contains(&"mfaConfiguration".to_owned()),
+        "{:?}",
+        drift.fields
+    );
+    assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::Optional));
+
+    let events = harness::events(&client, &ns.name, "shop").await;
+    let reasons: Vec<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
+    assert!(
+        reasons.contains(&"Applied") && reasons.contains(&"DriftCorrected"),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|(_, note)| note.contains("mfaConfiguration")),
+        "{events:?}"
+    );
+    let everything = format!("{:?} {:?}", serde_json::to_string(&p.status).unwrap(), events);
+    assert!(
+        !everything.contains("very-secret-4711"),
+        "external IDs never appear in status or events"
+    );
+    assert!(operator.metric("cognito_mfa_drift_corrected_total") >= 1.0);
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steady_state_makes_no_writes() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let mut config = OperatorConfig::new(&run, &moto::endpoint());
+    config.resync = Duration::from_millis(500);
+    let operator = Operator::start(&client, config).await;
+    let pool = moto::create_pool(REGION).await;
+    let api = ns.policies();
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
+    api.create(&PostParams::default(), &policy("steady", &run, spec))
+        .await
+        .unwrap();
+    let before = wait_for_reason(&api, "steady", "Applied").await;
+
+    let (gets, sets) = (
+        moto::calls(&pool, "GetUserPoolMfaConfig").await,
+        moto::calls(&pool, "SetUserPoolMfaConfig").await,
+    );
+    let writes = operator.metric("cognito_mfa_kubernetes_writes_total{kind=\"status\"}");
+    let event_count = harness::events(&client, &ns.name, "steady").await.len();
+    let checks = |op: &Operator| op.metric("cognito_mfa_reconciles_total{result=\"Applied\"}");
+    let start = checks(&operator);
+    // At least five periodic drift checks.
+    wait(Duration::from_secs(60), "five drift checks", || async {
+        (checks(&operator) >= start + 5.0).then_some(())
+    })
+    .await;
+
+    let status_writes = operator.metric("cognito_mfa_kubernetes_writes_total{kind=\"status\"}");
+    let end = checks(&operator);
+    // Stopping lets a check in flight finish, so the counts below are complete.
+    operator.stop().await;
+    let after = api.get("steady").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "no Kubernetes write: the object is unchanged"
+    );
+    assert_eq!(
+        harness::events(&client, &ns.name, "steady").await.len(),
+        event_count,
+        "no new events"
+    );
+    assert_eq!(status_writes, writes, "no status write");
+    assert_eq!(
+        moto::calls(&pool, "SetUserPoolMfaConfig").await,
+        sets,
+        "no AWS writes"
+    );
+    let new_gets = moto::calls(&pool, "GetUserPoolMfaConfig").await - gets;
+    let new_checks = (end - start) as usize;
+    // One Get per drift check. A check that was in flight when counting started has its Get
+    // before the window and its count inside it; one finishing at the end, the other way round.
+    assert!(
+        new_gets.abs_diff(new_checks) <= 1 && new_checks >= 5,
+        "{new_gets} Gets for {new_checks} checks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn own_status_writes_do_not_trigger_reconciles() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    // A long resync: any reconcile after Ready would come from a watch event.
+    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let pool = moto::create_pool(REGION).await;
+    let api = ns.policies();
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
+    api.create(&PostParams::default(), &policy("quiet", &run, spec))
+        .await
+        .unwrap();
+    wait_for_reason(&api, "quiet", "Applied").await;
+    let total = |op: &Operator| -> f64 {
+        op.metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("cognito_mfa_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let settled = total(&operator);
+    // Status writes (adoptedFrom, then the status) came back as watch events meanwhile; give
+    // them time to arrive and be filtered.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(total(&operator), settled, "status writes triggered a reconcile");
+    // A label change is not a trigger either; an annotation other than the approval neither.
+    api.patch(
+        "quiet",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {"note": "x"}}})),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(total(&operator), settled);
+    // A spec change is.
+    api.patch(
+        "quiet",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null}})),
+    )
+    .await
+    .unwrap();
+    wait(
+        Duration::from_secs(30),
+        "a reconcile of the new generation",
+        || async { (total(&operator) > settled).then_some(()) },
+    )
+    .await;
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn observe_reports_drift_and_never_writes() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let pool = moto::create_pool(REGION).await;
+    let api = ns.policies();
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+                      "managementPolicy": "Observe", "deletionPolicy": "Reset"});
+    api.create(&PostParams::default(), &policy("watcher", &run, spec))
+        .await
+        .unwrap();
+    let p = wait_for_reason(&api, "watcher", "Drifted").await;
+    assert_eq!(condition(&p, "Ready").unwrap().0, "False");
+    let drift = p.status.as_ref().unwrap().drift.clone().unwrap();
+    assert!(
+        drift.detected && drift.fields.contains(&"mfaConfiguration".to_owned()),
+        "{drift:?}"
+    );
+    assert!(
+        p.finalizers().is_empty(),
+        "Observe never acts on deletion: no finalizer"
+    );
+    assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 0);
+    assert!(
+        harness::events(&client, &ns.name, "watcher")
+            .await
+            .iter()
+            .any(|(r, _)| r == "Drifted")
+    );
+
+    // The pool is made to match by someone else: in sync, without a write.
+    moto::client(REGION)
+        .await
+        .set_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .mfa_configuration(aws::UserPoolMfaType::Optional)
+        .software_token_mfa_configuration(aws::SoftwareTokenMfaConfigType::builder().enabled(true).build())
+        .send()
+        .await
+        .unwrap();
+    api.patch(
+        "watcher",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"deletionPolicy": "Retain"}})),
+    )
+    .await
+    .unwrap();
+    let p = wait_for_reason(&api, "watcher", "InSync").await;
+    assert!(!p.status.unwrap().drift.unwrap().detected);
+    assert_eq!(
+        moto::calls(&pool, "SetUserPoolMfaConfig").await,
+        1,
+        "only the out-of-band write"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disruptive_change_waits_for_approval() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let pool = moto::create_pool(REGION).await;
+    let api = ns.policies();
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
+    api.create(&PostParams::default(), &policy("guarded", &run, spec))
+        .await
+        .unwrap();
+    wait_for_reason(&api, "guarded", "Applied").await;
+
+    api.patch(
+        "guarded",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"mfaConfiguration": "ON"}})),
+    )
+    .await
+    .unwrap();
+    let p = wait_for_reason(&api, "guarded", "AwaitingApproval").await;
+    let (_, _, message) = condition(&p, "Ready").unwrap();
+    assert!(
+        message.contains("mfaConfiguration: OPTIONAL -> ON")
+            && message.contains("cognitomfa.io/allow-disruptive-changes"),
+        "{message}"
+    );
+    assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
+    assert_eq!(
+        mode(&pool).await,
+        Some(aws::UserPoolMfaType::Optional),
+        "nothing written while waiting"
+    );
+
+    let approve = json!({"metadata": {"annotations": {"cognitomfa.io/allow-disruptive-changes": "true"}}});
+    api.patch("guarded", &PatchParams::default(), &Patch::Merge(&approve))
+        .await
+        .unwrap();
+    let p = wait_for_reason(&api, "guarded", "Applied").await;
+    assert_eq!(condition(&p, "Stalled").unwrap().0, "False");
+    assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::On));
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_pool_one_policy_across_namespaces() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let (first_ns, second_ns) = (
+        TestNamespace::new(&client).await,
+        TestNamespace::new(&client).await,
+    );
+    let run = unique("run");
+    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let pool = moto::create_pool(REGION).await;
+    let owner = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
+    first_ns
+        .policies()
+        .create(&PostParams::default(), &policy("owner", &run, owner))
+        .await
+        .unwrap();
+    wait_for_reason(&first_ns.policies(), "owner", "Applied").await;
+    // Creation times have a one-second resolution: make the second one clearly younger.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let other = json!({"userPoolId": pool, "mfaConfiguration": "OFF"});
+    second_ns
+        .policies()
+        .create(&PostParams::default(), &policy("latecomer", &run, other))
+        .await
+        .unwrap();
+    let p = wait_for_reason(&second_ns.policies(), "latecomer", "Conflict").await;
+    let (_, _, message) = condition(&p, "Ready").unwrap();
+    assert!(message.contains(&format!("{}/owner", first_ns.name)), "{message}");
+    assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
+    assert!(
+        harness::events(&client, &second_ns.name, "latecomer")
+            .await
+            .iter()
+            .any(|(r, _)| r == "Conflict")
+    );
+    assert_eq!(
+        moto::calls(&pool, "SetUserPoolMfaConfig").await,
+        1,
+        "the latecomer never writes"
+    );
+    assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::Optional));
+
+    // The owner goes (Retain: the pool stays as it is); the latecomer takes over.
+    first_ns
+        .policies()
+        .delete("owner", &Default::default())
+        .await
+        .unwrap();
+    wait_for_reason(&second_ns.policies(), "latecomer", "Applied").await;
+    assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::Off));
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_spec_is_refused_without_aws_calls() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let pool = moto::create_pool(REGION).await;
+    let api = ns.policies();
+    // OFF with a TOTP block: Cognito rejects it, and so does admission where the API server
+    // has CEL. Servers without CEL admit it, and the operator reports it.
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": {"enabled": false}});
+    match api
+        .create(&PostParams::default(), &policy("invalid", &run, spec))
+        .await
+    {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 422);
+            assert!(
+                e.message.contains("mfaConfiguration OFF allows no"),
+                "{}",
+                e.message
+            );
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => {
+            let p = wait_for_reason(&api, "invalid", "InvalidSpec").await;
+            let (_, _, message) = condition(&p, "Ready").unwrap();
+            assert!(message.contains("spec.mfaConfiguration"), "{message}");
+            assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
+            assert!(
+                harness::events(&client, &ns.name, "invalid")
+                    .await
+                    .iter()
+                    .any(|(r, _)| r == "InvalidSpec")
+            );
+        }
+    }
+    assert_eq!(
+        moto::calls(&pool, "GetUserPoolMfaConfig").await,
+        0,
+        "no AWS call for an invalid spec"
+    );
+    operator.stop().await;
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: the operator against a real Kubernetes API server (whatever KUBECONFIG
+//! names; hack/test.sh starts a local one on loopback) and moto's server.
+
+#[path = "../it/support/mod.rs"]
+mod support;
+
+mod harness;
+
+mod deletion;
+mod faults;
+mod lifecycle;
+mod operations;

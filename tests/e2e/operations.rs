@@ -1,0 +1,236 @@
+//! Operations: leader election and failover, the API server restarted under a running
+//! operator, the metrics and probe endpoints, and the real binary with graceful shutdown.
+
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use cognito_mfa_operator::{controller::LeaseSettings, server, telemetry::Metrics};
+use kube::api::PostParams;
+use serde_json::json;
+
+use crate::{
+    harness::{self, Operator, OperatorConfig, TestNamespace, policy, unique, wait, wait_for_reason},
+    support::moto,
+};
+
+const REGION: &str = "eu-west-1";
+
+fn totp(pool: &str) -> serde_json::Value {
+    json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_takes_over_when_the_leader_dies() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let lease_name = unique("lease");
+    let start = |identity: &str| {
+        let mut config = OperatorConfig::new(&run, &moto::endpoint());
+        config.lease = Some(LeaseSettings {
+            namespace: ns.name.clone(),
+            name: lease_name.clone(),
+            identity: identity.to_owned(),
+            duration: Duration::from_secs(3),
+        });
+        Operator::start(&client, config)
+    };
+    let a = start("instance-a").await;
+    let b = start("instance-b").await;
+    let leaders =
+        |a: &Operator, b: &Operator| a.metric("cognito_mfa_leader") + b.metric("cognito_mfa_leader");
+    wait(Duration::from_secs(30), "a leader", || async {
+        (leaders(&a, &b) == 1.0).then_some(())
+    })
+    .await;
+    let api = ns.policies();
+    api.create(
+        &PostParams::default(),
+        &policy("first", &run, totp(&moto::create_pool(REGION).await)),
+    )
+    .await
+    .unwrap();
+    wait_for_reason(&api, "first", "Applied").await;
+    assert_eq!(leaders(&a, &b), 1.0, "exactly one instance reconciles");
+
+    // The leader crashes without releasing the Lease; the standby takes over when it lapses.
+    let (leader, standby) = if a.metric("cognito_mfa_leader") == 1.0 {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let reconciles_before = standby.metric("cognito_mfa_reconciles_total{result=\"Applied\"}");
+    assert_eq!(reconciles_before, 0.0, "a standby does not reconcile");
+    leader.kill();
+    api.create(
+        &PostParams::default(),
+        &policy("second", &run, totp(&moto::create_pool(REGION).await)),
+    )
+    .await
+    .unwrap();
+    wait_for_reason(&api, "second", "Applied").await;
+    assert_eq!(standby.metric("cognito_mfa_leader"), 1.0);
+    standby.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn survives_an_api_server_restart() {
+    // Restarting needs the local API server's script; on another cluster there is nothing this
+    // test may restart.
+    let Ok(state) = std::env::var("CMO_APISERVER_STATE") else {
+        eprintln!(
+            "skipped: CMO_APISERVER_STATE is not set (the local API server of hack/test.sh is not in use)"
+        );
+        return;
+    };
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let api = ns.policies();
+    api.create(
+        &PostParams::default(),
+        &policy("before", &run, totp(&moto::create_pool(REGION).await)),
+    )
+    .await
+    .unwrap();
+    wait_for_reason(&api, "before", "Applied").await;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/local-apiserver.sh");
+    let out = tokio::process::Command::new("bash")
+        .args([script, "restart-apiserver", &state])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restart failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The operator's watch re-establishes itself: a policy created after the restart is handled.
+    api.create(
+        &PostParams::default(),
+        &policy("after", &run, totp(&moto::create_pool(REGION).await)),
+    )
+    .await
+    .unwrap();
+    wait_for_reason(&api, "after", "Applied").await;
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_probes() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let run = unique("run");
+    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let (addr, _server) = server::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        operator.metrics.clone(),
+        operator.ready.clone(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let api = ns.policies();
+    api.create(
+        &PostParams::default(),
+        &policy("measured", &run, totp(&moto::create_pool(REGION).await)),
+    )
+    .await
+    .unwrap();
+    wait_for_reason(&api, "measured", "Applied").await;
+    let get = |path: &'static str| async move {
+        let out = crate::support::http_get(&format!("http://{addr}{path}")).await;
+        (out.0, out.1)
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200);
+    let (code, body) = get("/metrics").await;
+    assert_eq!(code, 200);
+    for line in [
+        "cognito_mfa_reconciles_total{result=\"Applied\"} ",
+        "cognito_mfa_aws_calls_total{operation=\"GetUserPoolMfaConfig\",outcome=\"ok\"} ",
+        "cognito_mfa_aws_calls_total{operation=\"SetUserPoolMfaConfig\",outcome=\"ok\"} 1",
+        "cognito_mfa_policies{reason=\"Applied\"} 1",
+        "cognito_mfa_reconcile_duration_seconds_count ",
+        "cognito_mfa_leader 1",
+    ] {
+        assert!(body.contains(line), "missing {line:?} in\n{body}");
+    }
+    operator.stop().await;
+
+    // Not ready before the first view of the policies.
+    let (addr, _server) = server::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        crate::support::http_get(&format!("http://{addr}/readyz")).await.0,
+        503
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_runs_and_shuts_down_gracefully() {
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client).await;
+    let api = ns.policies();
+    let pool = moto::create_pool(REGION).await;
+    // Without a label: the binary watches the test's namespace only.
+    let mut p = policy("binary", "none", totp(&pool));
+    p.metadata.labels = None;
+    api.create(&PostParams::default(), &p).await.unwrap();
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"))
+        .args([
+            "--namespace",
+            &ns.name,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(["--endpoint-url", &moto::endpoint()])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_reason(&api, "binary", "Applied").await;
+
+    // SIGTERM: a clean exit.
+    let pid = child.id().unwrap() as i32;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut logs = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut logs)
+        .await
+        .unwrap();
+    let first = logs.lines().next().unwrap_or_default();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "--log-format json: {first}"
+    );
+    assert!(logs.contains("shutting down"), "{logs}");
+}
