@@ -1,79 +1,133 @@
 #!/usr/bin/env bash
-# The main job, on a laptop: a Cognito-compatible server (moto) on loopback, a user pool in it,
-# and the operator's engine adopting the pool (export), planning and applying a policy, and
-# undoing a change made behind its back. Nothing leaves the machine.
+# The main job, on one machine: a Kubernetes API server and a Cognito-compatible server (moto),
+# both on loopback; the operator running against them; policies going Ready, a drift being
+# corrected, and a disruptive change waiting for approval. Nothing leaves the machine.
+#
+# The first run builds the local API server from Debian's Kubernetes source (about five minutes,
+# cached); later runs start in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 state=$(mktemp -d)
-cleanup() { hack/pytools.sh moto-stop "$state"; rm -rf "$state"; }
+operator_pid=
+cleanup() {
+  if [ -n "$operator_pid" ]; then kill -TERM "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null || true; fi
+  hack/pytools.sh moto-stop "$state/moto"
+  hack/local-apiserver.sh stop "$state/kube" >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
+# Waits until policy $1 reports Ready reason $2.
+wait_reason() {
+  local reason
+  for _ in $(seq 1 150); do
+    reason=$(kubectl -n identity get cmp "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}' 2>/dev/null || true)
+    if [ "$reason" = "$2" ]; then return 0; fi
+    sleep 0.2
+  done
+  echo "policy $1 did not reach $2 (it says: ${reason:-nothing})" >&2
+  return 1
+}
+
 step "Building the operator"
 cargo build --locked --quiet
 bin=target/debug/cognito-mfa-operator
 
-step "Starting moto's server on loopback"
-url=$(hack/pytools.sh moto-start "$state")
+step "Starting a Kubernetes API server on loopback"
+hack/local-apiserver.sh install
+KUBECONFIG=$(hack/local-apiserver.sh start "$state/kube" | tail -n 1)
+export KUBECONFIG
+
+step "Starting moto's server (Cognito) on loopback"
+url=$(hack/pytools.sh moto-start "$state/moto")
 echo "$url"
 # Dummy credentials: moto does not check them. The endpoint URL keeps every call on loopback.
-export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_ENDPOINT_URL="$url"
+export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
 
 aws_py() {
   hack/pytools.sh run python -c "
-import boto3, sys
+import boto3
 c = boto3.client('cognito-idp', endpoint_url='$url', region_name='eu-west-1')
 $1"
 }
 
-step "Creating a user pool (as Terraform or the console would)"
-pool=$(aws_py "print(c.create_user_pool(PoolName='shop-customers')['UserPool']['Id'])")
-echo "$pool"
+step "Installing the CRD"
+# This API server (1.20) predates CEL: it does not know the CRD's x-kubernetes-validations and
+# drops them (the operator checks the same rules itself). On 1.25+ a plain apply works.
+show kubectl create --validate=false -f crds/cognitomfapolicies.cognitomfa.io.yaml
+kubectl wait --for condition=established --timeout=60s crd/cognitomfapolicies.cognitomfa.io >/dev/null
+show kubectl create namespace identity
 
-step "export: the pool as a CognitoMfaPolicy (MFA is OFF)"
-show "$bin" export --user-pool-id "$pool" --name shop-customers --namespace identity
+step "Two user pools, made elsewhere (Terraform, the console), MFA off"
+shop=$(aws_py "print(c.create_user_pool(PoolName='shop-customers')['UserPool']['Id'])")
+partners=$(aws_py "print(c.create_user_pool(PoolName='partners')['UserPool']['Id'])")
+echo "shop-customers: $shop"
+echo "partners:       $partners"
 
-cat >"$state/policy.yaml" <<YAML
+step "Running the operator"
+"$bin" run --endpoint-url "$url" --metrics-addr 127.0.0.1:0 --resync-interval 5s >"$state/operator.log" 2>&1 &
+operator_pid=$!
+echo "pid $operator_pid, logs in $state/operator.log; drift checks every 5 seconds for the demo (default 10m)"
+
+step "Applying the policies"
+cat >"$state/policies.yaml" <<YAML
 apiVersion: cognitomfa.io/v1alpha1
 kind: CognitoMfaPolicy
-metadata:
-  name: shop-customers
-  namespace: identity
+metadata: {name: shop-customers, namespace: identity}
 spec:
-  userPoolId: $pool
+  userPoolId: $shop
   mfaConfiguration: OPTIONAL
   softwareTokenMfaConfiguration: {enabled: true}
   smsMfaConfiguration:
     smsAuthenticationMessage: "Your shop code is {####}"
-    smsConfiguration:
-      snsCallerArn: arn:aws:iam::123456789012:role/cognito-sms
-      externalId: shop-sms-7f3a
+    smsConfiguration: {snsCallerArn: "arn:aws:iam::123456789012:role/cognito-sms", externalId: shop-sms-7f3a}
+  deletionPolicy: Reset
+---
+apiVersion: cognitomfa.io/v1alpha1
+kind: CognitoMfaPolicy
+metadata: {name: partners, namespace: identity}
+spec:
+  userPoolId: $partners
+  mfaConfiguration: OPTIONAL
+  softwareTokenMfaConfiguration: {enabled: true}
 YAML
-step "The policy we want"
-cat "$state/policy.yaml"
-
-step "plan: what would change (exit code 2: changes pending)"
-show "$bin" plan -f "$state/policy.yaml" || echo "(exit code $?)"
-
-step "apply: make the pool match, read it back"
-show "$bin" apply -f "$state/policy.yaml"
-
-step "plan again: in sync (exit code 0)"
-show "$bin" plan -f "$state/policy.yaml"
+cat "$state/policies.yaml"
+show kubectl apply -f "$state/policies.yaml"
+wait_reason shop-customers Applied
+wait_reason partners Applied
+show kubectl get cmp -n identity
+aws_py "print('shop-customers MFA in Cognito:', c.get_user_pool_mfa_config(UserPoolId='$shop')['MfaConfiguration'])"
 
 step "Someone turns MFA off in the console"
-aws_py "c.set_user_pool_mfa_config(UserPoolId='$pool', MfaConfiguration='OFF'); print('MFA is now', c.get_user_pool_mfa_config(UserPoolId='$pool')['MfaConfiguration'])"
-
-step "plan: the drift shows"
-show "$bin" plan -f "$state/policy.yaml" || echo "(exit code $?)"
-
-step "apply: the drift is corrected"
-show "$bin" apply -f "$state/policy.yaml"
-aws_py "print('MFA is now', c.get_user_pool_mfa_config(UserPoolId='$pool')['MfaConfiguration'])"
+aws_py "c.set_user_pool_mfa_config(UserPoolId='$shop', MfaConfiguration='OFF'); print('shop-customers MFA in Cognito:', c.get_user_pool_mfa_config(UserPoolId='$shop')['MfaConfiguration'])"
+echo "... the next drift check corrects it:"
+wait_reason shop-customers DriftCorrected
+show kubectl get cmp -n identity
+aws_py "print('shop-customers MFA in Cognito:', c.get_user_pool_mfa_config(UserPoolId='$shop')['MfaConfiguration'])"
+show kubectl get events -n identity --field-selector involvedObject.name=shop-customers
 
 step "A disruptive change (OPTIONAL -> ON) waits for approval"
-sed 's/mfaConfiguration: OPTIONAL/mfaConfiguration: "ON"/' "$state/policy.yaml" >"$state/on.yaml"
-show "$bin" apply -f "$state/on.yaml" || echo "(exit code $?: not applied)"
+show kubectl -n identity patch cmp partners --type merge -p '{"spec":{"mfaConfiguration":"ON"}}'
+wait_reason partners AwaitingApproval
+show kubectl get cmp -n identity
+printf '$ kubectl -n identity get cmp partners -o jsonpath=...Ready.message\n'
+kubectl -n identity get cmp partners -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}{"\n"}'
+
+step "Approving it"
+show kubectl -n identity annotate cmp partners cognitomfa.io/allow-disruptive-changes=true
+wait_reason partners Applied
+show kubectl get cmp -n identity
+
+step "Deleting shop-customers (deletionPolicy Reset: MFA goes OFF first)"
+show kubectl -n identity delete cmp shop-customers --wait=true
+aws_py "print('shop-customers MFA in Cognito:', c.get_user_pool_mfa_config(UserPoolId='$shop')['MfaConfiguration'])"
+
+step "Stopping the operator (SIGTERM: running reconciles finish)"
+kill -TERM "$operator_pid"
+wait "$operator_pid"
+operator_pid=
+echo "stopped cleanly"
