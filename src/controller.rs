@@ -93,10 +93,11 @@ pub struct Context {
     metrics: Arc<Metrics>,
     settings: Settings,
     store: Store<CognitoMfaPolicy>,
-    /// Consecutive failures per policy (by UID), for backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    /// Consecutive failures per policy (by UID), for backoff. Shared with the watch, which
+    /// forgets deleted policies.
+    failures: Arc<Mutex<HashMap<String, u32>>>,
     /// When a policy first got InvalidSmsRole in a row, to stop waiting for IAM after a while.
-    sms_role_since: Mutex<HashMap<String, Instant>>,
+    sms_role_since: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 /// How long Cognito's InvalidSmsRole errors are taken for IAM propagation before they count as
@@ -171,7 +172,10 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     // When a policy goes away, the others naming its pool re-evaluate ownership at once.
     let (siblings_tx, siblings_rx) = mpsc::unbounded::<ObjectRef<CognitoMfaPolicy>>();
+    let failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let sms_role_since: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let (store, gone_metrics) = (reader.clone(), metrics.clone());
+    let (gone_failures, gone_since) = (failures.clone(), sms_role_since.clone());
     let stream = watcher(api, watch)
         .default_backoff()
         .reflect(writer)
@@ -182,7 +186,10 @@ pub async fn run(
                 ready.store(true, Ordering::Release);
             }
             if let Ok(watcher::Event::Delete(gone)) = event {
-                gone_metrics.policy_reason(&gone.uid().unwrap_or_default(), None);
+                let uid = gone.uid().unwrap_or_default();
+                gone_metrics.policy_reason(&uid, None);
+                lock(&gone_failures).remove(&uid);
+                lock(&gone_since).remove(&uid);
                 let key = pool_key(&gone.spec);
                 for sibling in store.state().iter().filter(|o| pool_key(&o.spec) == key) {
                     let _ = siblings_tx.unbounded_send(ObjectRef::from_obj(sibling.as_ref()));
@@ -203,8 +210,8 @@ pub async fn run(
         cognito,
         metrics,
         store: reader.clone(),
-        failures: Mutex::default(),
-        sms_role_since: Mutex::default(),
+        failures,
+        sms_role_since,
         settings: settings.clone(),
     });
     info!(namespace = ?settings.namespace, selector = ?settings.label_selector, "controller starting");
@@ -255,7 +262,7 @@ fn deletion_acts(spec: &CognitoMfaPolicySpec) -> bool {
 }
 
 impl Context {
-    /// Exponential backoff with full jitter, counting consecutive failures of `p`.
+    /// Exponential backoff with jitter, counting consecutive failures of `p`.
     fn backoff(&self, p: &CognitoMfaPolicy, base: Duration, cap: Duration) -> Duration {
         let mut failures = lock(&self.failures);
         let n = failures.entry(p.uid().unwrap_or_default()).or_default();
