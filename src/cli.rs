@@ -326,28 +326,15 @@ async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
         instance: identity.clone(),
     };
-    if args.leader_election {
-        let lease = controller::LeaseSettings {
-            namespace: args.leader_election_namespace.clone(),
-            name: args.leader_election_lease.clone(),
-            identity,
-            duration: args.leader_election_lease_duration,
-        };
-        controller::run_elected(client, cognito, metrics, settings, lease, ready, shutdown.clone())
-            .await
-            .context("leader election failed")?;
-    } else {
-        metrics.set_leader(true);
-        controller::run(
-            client,
-            cognito,
-            metrics,
-            settings,
-            ready,
-            shutdown.clone().cancelled_owned(),
-        )
-        .await;
-    }
+    let lease = args.leader_election.then(|| controller::LeaseSettings {
+        namespace: args.leader_election_namespace.clone(),
+        name: args.leader_election_lease.clone(),
+        identity,
+        duration: args.leader_election_lease_duration,
+    });
+    controller::run_operator(client, cognito, metrics, settings, lease, ready, shutdown.clone())
+        .await
+        .context("leader election failed")?;
     shutdown.cancel();
     server
         .await

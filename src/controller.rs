@@ -240,7 +240,9 @@ async fn reconcile(p: Arc<CognitoMfaPolicy>, ctx: Arc<Context>) -> Result<Action
     };
     let label = match &result {
         Ok((_, Some(reason))) => reason.as_str(),
-        Ok((_, None)) => "Deleted",
+        // A finalizer added (the reconcile it triggers does the work), or a deletion finished.
+        Ok((_, None)) if p.meta().deletion_timestamp.is_some() => "Deleted",
+        Ok((_, None)) => "FinalizerAdded",
         Err(_) => "Error",
     };
     ctx.metrics.reconciled(label, started.elapsed().as_secs_f64());
@@ -641,6 +643,35 @@ async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<R
     Ok((Action::await_change(), None))
 }
 
+/// Runs the controller: under leader election when `lease` is given, else at once (this
+/// instance then always counts as the leader). Returns when `shutdown` is cancelled.
+pub async fn run_operator(
+    client: Client,
+    cognito: Cognito,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    lease: Option<LeaseSettings>,
+    ready: Arc<AtomicBool>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), kube_lease_manager::LeaseManagerError> {
+    match lease {
+        Some(lease) => run_elected(client, cognito, metrics, settings, lease, ready, shutdown).await,
+        None => {
+            metrics.set_leader(true);
+            run(
+                client,
+                cognito,
+                metrics,
+                settings,
+                ready,
+                shutdown.cancelled_owned(),
+            )
+            .await;
+            Ok(())
+        }
+    }
+}
+
 /// The Lease that elects the one instance that reconciles.
 #[derive(Debug, Clone)]
 pub struct LeaseSettings {
@@ -658,7 +689,7 @@ pub struct LeaseSettings {
 /// Runs the controller only while this instance holds the Lease (kube-lease-manager); other
 /// instances stand by and take over when it lapses. Returns when `shutdown` is cancelled,
 /// after releasing the Lease.
-pub async fn run_elected(
+async fn run_elected(
     client: Client,
     cognito: Cognito,
     metrics: Arc<Metrics>,

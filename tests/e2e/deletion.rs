@@ -7,28 +7,16 @@ use aws_sdk_cognitoidentityprovider::types as aws;
 use cognito_mfa_operator::controller::FINALIZER;
 use kube::{
     ResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams},
 };
 use serde_json::json;
 
 use crate::{
-    harness::{self, Operator, OperatorConfig, TestNamespace, policy, unique, wait, wait_for_reason},
+    harness::{Setup, wait, wait_for_reason},
     support::moto,
 };
 
 const REGION: &str = "eu-west-1";
-
-async fn live(
-    pool: &str,
-) -> aws_sdk_cognitoidentityprovider::operation::get_user_pool_mfa_config::GetUserPoolMfaConfigOutput {
-    moto::client(REGION)
-        .await
-        .get_user_pool_mfa_config()
-        .user_pool_id(pool)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn gone(api: &kube::Api<cognito_mfa_operator::api::CognitoMfaPolicy>, name: &str) {
     wait(
@@ -41,12 +29,9 @@ async fn gone(api: &kube::Api<cognito_mfa_operator::api::CognitoMfaPolicy>, name
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retain_reset_and_restore() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
-    let api = ns.policies();
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
+    let api = t.api();
     let totp = |pool: &str, deletion: &str| {
         json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
                "deletionPolicy": deletion})
@@ -54,39 +39,29 @@ async fn retain_reset_and_restore() {
 
     // Retain: no finalizer; deleting leaves the pool as it is.
     let retained = moto::create_pool(REGION).await;
-    api.create(
-        &PostParams::default(),
-        &policy("retain", &run, totp(&retained, "Retain")),
-    )
-    .await
-    .unwrap();
+    t.create("retain", totp(&retained, "Retain")).await;
     let p = wait_for_reason(&api, "retain", "Applied").await;
     assert!(p.finalizers().is_empty());
     api.delete("retain", &Default::default()).await.unwrap();
     gone(&api, "retain").await;
     assert_eq!(
-        live(&retained).await.mfa_configuration,
+        moto::mfa_config(REGION, &retained).await.mfa_configuration,
         Some(aws::UserPoolMfaType::Optional)
     );
 
     // Reset: MFA goes OFF before the object goes.
     let reset = moto::create_pool(REGION).await;
-    api.create(
-        &PostParams::default(),
-        &policy("reset", &run, totp(&reset, "Reset")),
-    )
-    .await
-    .unwrap();
+    t.create("reset", totp(&reset, "Reset")).await;
     let p = wait_for_reason(&api, "reset", "Applied").await;
     assert_eq!(p.finalizers(), [FINALIZER.to_owned()]);
     api.delete("reset", &Default::default()).await.unwrap();
     gone(&api, "reset").await;
     assert_eq!(
-        live(&reset).await.mfa_configuration,
+        moto::mfa_config(REGION, &reset).await.mfa_configuration,
         Some(aws::UserPoolMfaType::Off)
     );
     assert_eq!(
-        live(&reset)
+        moto::mfa_config(REGION, &reset)
             .await
             .software_token_mfa_configuration
             .map(|t| t.enabled),
@@ -117,9 +92,7 @@ async fn retain_reset_and_restore() {
     // message and adds TOTP.
     let mut spec = totp(&restored, "Restore");
     spec["smsMfaConfiguration"] = json!({"smsAuthenticationMessage": "Policy {####}"});
-    api.create(&PostParams::default(), &policy("restore", &run, spec))
-        .await
-        .unwrap();
+    t.create("restore", spec).await;
     let p = wait_for_reason(&api, "restore", "Applied").await;
     let adopted = p.status.unwrap().adopted_from.unwrap();
     assert_eq!(
@@ -131,7 +104,7 @@ async fn retain_reset_and_restore() {
         Some("Before {####}")
     );
     assert!(adopted.software_token_mfa_configuration.is_none());
-    let during = live(&restored).await;
+    let during = moto::mfa_config(REGION, &restored).await;
     assert_eq!(
         during
             .sms_mfa_configuration
@@ -146,7 +119,7 @@ async fn retain_reset_and_restore() {
     );
     api.delete("restore", &Default::default()).await.unwrap();
     gone(&api, "restore").await;
-    let back = live(&restored).await;
+    let back = moto::mfa_config(REGION, &restored).await;
     assert_eq!(back.mfa_configuration, Some(aws::UserPoolMfaType::Optional));
     let sms = back.sms_mfa_configuration.expect("SMS stays on");
     assert_eq!(sms.sms_authentication_message.as_deref(), Some("Before {####}"));
@@ -159,25 +132,20 @@ async fn retain_reset_and_restore() {
         !back.software_token_mfa_configuration.is_some_and(|t| t.enabled),
         "TOTP off again"
     );
-    let events = harness::events(&client, &ns.name, "restore").await;
+    let events = t.events("restore").await;
     assert!(events.iter().any(|(r, _)| r == "Restored"), "{events:?}");
     operator.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_pool_never_blocks_deletion() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
-    let api = ns.policies();
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
+    let api = t.api();
     let pool = moto::create_pool(REGION).await;
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
                       "deletionPolicy": "Reset"});
-    api.create(&PostParams::default(), &policy("orphan", &run, spec))
-        .await
-        .unwrap();
+    t.create("orphan", spec).await;
     wait_for_reason(&api, "orphan", "Applied").await;
     moto::client(REGION)
         .await
@@ -192,9 +160,7 @@ async fn a_missing_pool_never_blocks_deletion() {
     // Switching Reset to Retain drops the finalizer; the object then goes at once.
     let pool = moto::create_pool(REGION).await;
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OFF", "deletionPolicy": "Reset"});
-    api.create(&PostParams::default(), &policy("switch", &run, spec))
-        .await
-        .unwrap();
+    t.create("switch", spec).await;
     wait(Duration::from_secs(60), "the finalizer", || async {
         api.get("switch")
             .await

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use kube::api::PostParams;
 use serde_json::json;
 
 use crate::{
-    harness::{self, Operator, OperatorConfig, TestNamespace, condition, policy, unique, wait_for_reason},
+    harness::{Setup, condition, wait_for_reason},
     support::{
         fault_proxy::{Fault, FaultProxy},
         moto,
@@ -19,28 +18,18 @@ const GET: &str = "GetUserPoolMfaConfig";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn terminal_errors_stall_and_do_not_loop() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
+    let t = Setup::new().await;
     let proxy = FaultProxy::start(&moto::endpoint()).await;
     proxy.inject(GET, Fault::Error(400, "AccessDeniedException"), None);
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &proxy.url)).await;
+    let operator = t.operator(t.config(&proxy.url)).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    api.create(&PostParams::default(), &policy("denied", &run, spec))
-        .await
-        .unwrap();
+    t.create("denied", spec).await;
     let p = wait_for_reason(&api, "denied", "AccessDenied").await;
     assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
     assert_eq!(condition(&p, "Synced").unwrap().1, "AccessDenied");
-    assert!(
-        harness::events(&client, &ns.name, "denied")
-            .await
-            .iter()
-            .any(|(r, _)| r == "AccessDenied")
-    );
+    assert!(t.events("denied").await.iter().any(|(r, _)| r == "AccessDenied"));
     let seen = proxy.seen(GET);
     assert_eq!(seen, 1, "a terminal error is not retried");
     // Over a window: nothing more (the recheck is 30 minutes away).
@@ -50,9 +39,7 @@ async fn terminal_errors_stall_and_do_not_loop() {
     // A pool that does not exist: UserPoolNotFound, stalled too.
     let spec = json!({"userPoolId": "eu-west-1_NoSuchPool1", "mfaConfiguration": "OFF"});
     proxy.clear();
-    api.create(&PostParams::default(), &policy("missing", &run, spec))
-        .await
-        .unwrap();
+    t.create("missing", spec).await;
     let p = wait_for_reason(&api, "missing", "UserPoolNotFound").await;
     assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
     operator.stop().await;
@@ -60,19 +47,14 @@ async fn terminal_errors_stall_and_do_not_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_backs_off_and_recovers() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
+    let t = Setup::new().await;
     let proxy = FaultProxy::start(&moto::endpoint()).await;
     proxy.inject(GET, Fault::Throttle, None);
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &proxy.url)).await;
+    let operator = t.operator(t.config(&proxy.url)).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    api.create(&PostParams::default(), &policy("throttled", &run, spec))
-        .await
-        .unwrap();
+    t.create("throttled", spec).await;
     let p = wait_for_reason(&api, "throttled", "Throttled").await;
     assert_eq!(
         condition(&p, "Stalled").unwrap().0,

@@ -206,6 +206,55 @@ pub fn policy(name: &str, run: &str, spec: Value) -> CognitoMfaPolicy {
     .unwrap()
 }
 
+/// What most tests start with: a client, the CRD, a namespace of their own, and a run label
+/// that only their operator watches.
+pub struct Setup {
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub run: String,
+}
+
+impl Setup {
+    pub async fn new() -> Self {
+        let client = client().await;
+        ensure_crd(&client).await;
+        let ns = TestNamespace::new(&client).await;
+        Self {
+            client,
+            ns,
+            run: unique("run"),
+        }
+    }
+
+    /// An operator's settings for this test: talking to `endpoint`, watching this run.
+    pub fn config(&self, endpoint: &str) -> OperatorConfig {
+        OperatorConfig::new(&self.run, endpoint)
+    }
+
+    /// Starts an operator with `config`.
+    pub async fn operator(&self, config: OperatorConfig) -> Operator {
+        Operator::start(&self.client, config).await
+    }
+
+    /// The policies of the test's namespace.
+    pub fn api(&self) -> Api<CognitoMfaPolicy> {
+        self.ns.policies()
+    }
+
+    /// Creates policy `name` with `spec` in the test's namespace, labelled for its operator.
+    pub async fn create(&self, name: &str, spec: Value) {
+        self.api()
+            .create(&PostParams::default(), &policy(name, &self.run, spec))
+            .await
+            .expect("the policy is created");
+    }
+
+    /// The events about policy `name`.
+    pub async fn events(&self, name: &str) -> Vec<(String, String)> {
+        events(&self.client, &self.ns.name, name).await
+    }
+}
+
 /// How an in-process operator is set up.
 pub struct OperatorConfig {
     pub run: String,
@@ -261,25 +310,9 @@ impl Operator {
             let (client, metrics, ready, shutdown) =
                 (client.clone(), metrics.clone(), ready.clone(), shutdown.clone());
             tokio::spawn(async move {
-                match config.lease {
-                    Some(lease) => {
-                        controller::run_elected(client, cognito, metrics, settings, lease, ready, shutdown)
-                            .await
-                            .unwrap()
-                    }
-                    None => {
-                        metrics.set_leader(true);
-                        controller::run(
-                            client,
-                            cognito,
-                            metrics,
-                            settings,
-                            ready,
-                            shutdown.cancelled_owned(),
-                        )
-                        .await
-                    }
-                }
+                controller::run_operator(client, cognito, metrics, settings, config.lease, ready, shutdown)
+                    .await
+                    .expect("the operator runs");
             })
         };
         Self {

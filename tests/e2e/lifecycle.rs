@@ -10,42 +10,28 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    harness::{
-        self, Operator, OperatorConfig, TestNamespace, condition, policy, unique, wait, wait_for_reason,
-    },
+    harness::{self, Operator, Setup, TestNamespace, condition, policy, wait, wait_for_reason},
     support::moto,
 };
 
 const REGION: &str = "eu-west-1";
 
 async fn mode(pool: &str) -> Option<aws::UserPoolMfaType> {
-    moto::client(REGION)
-        .await
-        .get_user_pool_mfa_config()
-        .user_pool_id(pool)
-        .send()
-        .await
-        .unwrap()
-        .mfa_configuration
+    moto::mfa_config(REGION, pool).await.mfa_configuration
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_update_and_drift_correction() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let mut config = OperatorConfig::new(&run, &moto::endpoint());
+    let t = Setup::new().await;
+    let mut config = t.config(&moto::endpoint());
     config.resync = Duration::from_secs(2);
-    let operator = Operator::start(&client, config).await;
+    let operator = t.operator(config).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
 
     // Create.
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    api.create(&PostParams::default(), &policy("shop", &run, spec))
-        .await
-        .unwrap();
+    t.create("shop", spec).await;
     let p = wait_for_reason(&api, "shop", "Applied").await;
     let status = p.status.clone().unwrap();
     assert_eq!(status.observed_generation, Some(1));
@@ -86,14 +72,7 @@ async fn create_update_and_drift_correction() {
     );
 
     // Drift: someone turns MFA off; the periodic check puts it back.
-    moto::client(REGION)
-        .await
-        .set_user_pool_mfa_config()
-        .user_pool_id(&pool)
-        .mfa_configuration(aws::UserPoolMfaType::Off)
-        .send()
-        .await
-        .unwrap();
+    moto::set_mode_out_of_band(REGION, &pool, aws::UserPoolMfaType::Off).await;
     let p = wait_for_reason(&api, "shop", "DriftCorrected").await;
     let drift = p.status.as_ref().unwrap().drift.clone().unwrap();
     assert!(!drift.detected);
@@ -104,7 +83,7 @@ async fn create_update_and_drift_correction() {
     );
     assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::Optional));
 
-    let events = harness::events(&client, &ns.name, "shop").await;
+    let events = t.events("shop").await;
     let reasons: Vec<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
     assert!(
         reasons.contains(&"Applied") && reasons.contains(&"DriftCorrected"),
@@ -125,19 +104,14 @@ async fn create_update_and_drift_correction() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn steady_state_makes_no_writes() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let mut config = OperatorConfig::new(&run, &moto::endpoint());
+    let t = Setup::new().await;
+    let mut config = t.config(&moto::endpoint());
     config.resync = Duration::from_millis(500);
-    let operator = Operator::start(&client, config).await;
+    let operator = t.operator(config).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    api.create(&PostParams::default(), &policy("steady", &run, spec))
-        .await
-        .unwrap();
+    t.create("steady", spec).await;
     let before = wait_for_reason(&api, "steady", "Applied").await;
 
     let (gets, sets) = (
@@ -145,7 +119,7 @@ async fn steady_state_makes_no_writes() {
         moto::calls(&pool, "SetUserPoolMfaConfig").await,
     );
     let writes = operator.metric("cognito_mfa_kubernetes_writes_total{kind=\"status\"}");
-    let event_count = harness::events(&client, &ns.name, "steady").await.len();
+    let event_count = t.events("steady").await.len();
     let checks = |op: &Operator| op.metric("cognito_mfa_reconciles_total{result=\"Applied\"}");
     let start = checks(&operator);
     // At least five periodic drift checks.
@@ -164,11 +138,7 @@ async fn steady_state_makes_no_writes() {
         before.resource_version(),
         "no Kubernetes write: the object is unchanged"
     );
-    assert_eq!(
-        harness::events(&client, &ns.name, "steady").await.len(),
-        event_count,
-        "no new events"
-    );
+    assert_eq!(t.events("steady").await.len(), event_count, "no new events");
     assert_eq!(status_writes, writes, "no status write");
     assert_eq!(
         moto::calls(&pool, "SetUserPoolMfaConfig").await,
@@ -187,18 +157,13 @@ async fn steady_state_makes_no_writes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn own_status_writes_do_not_trigger_reconciles() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
+    let t = Setup::new().await;
     // A long resync: any reconcile after Ready would come from a watch event.
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    api.create(&PostParams::default(), &policy("quiet", &run, spec))
-        .await
-        .unwrap();
+    t.create("quiet", spec).await;
     wait_for_reason(&api, "quiet", "Applied").await;
     let total = |op: &Operator| -> f64 {
         op.metrics
@@ -242,18 +207,13 @@ async fn own_status_writes_do_not_trigger_reconciles() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn observe_reports_drift_and_never_writes() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
                       "managementPolicy": "Observe", "deletionPolicy": "Reset"});
-    api.create(&PostParams::default(), &policy("watcher", &run, spec))
-        .await
-        .unwrap();
+    t.create("watcher", spec).await;
     let p = wait_for_reason(&api, "watcher", "Drifted").await;
     assert_eq!(condition(&p, "Ready").unwrap().0, "False");
     let drift = p.status.as_ref().unwrap().drift.clone().unwrap();
@@ -266,12 +226,7 @@ async fn observe_reports_drift_and_never_writes() {
         "Observe never acts on deletion: no finalizer"
     );
     assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 0);
-    assert!(
-        harness::events(&client, &ns.name, "watcher")
-            .await
-            .iter()
-            .any(|(r, _)| r == "Drifted")
-    );
+    assert!(t.events("watcher").await.iter().any(|(r, _)| r == "Drifted"));
 
     // The pool is made to match by someone else: in sync, without a write.
     moto::client(REGION)
@@ -302,17 +257,12 @@ async fn observe_reports_drift_and_never_writes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn disruptive_change_waits_for_approval() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    api.create(&PostParams::default(), &policy("guarded", &run, spec))
-        .await
-        .unwrap();
+    t.create("guarded", spec).await;
     wait_for_reason(&api, "guarded", "Applied").await;
 
     api.patch(
@@ -348,19 +298,15 @@ async fn disruptive_change_waits_for_approval() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_pool_one_policy_across_namespaces() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let (first_ns, second_ns) = (
-        TestNamespace::new(&client).await,
-        TestNamespace::new(&client).await,
-    );
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let t = Setup::new().await;
+    let (first_ns, second_ns) = (&t.ns, TestNamespace::new(&t.client).await);
+    let run = &t.run;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
     let pool = moto::create_pool(REGION).await;
     let owner = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
     first_ns
         .policies()
-        .create(&PostParams::default(), &policy("owner", &run, owner))
+        .create(&PostParams::default(), &policy("owner", run, owner))
         .await
         .unwrap();
     wait_for_reason(&first_ns.policies(), "owner", "Applied").await;
@@ -369,7 +315,7 @@ async fn one_pool_one_policy_across_namespaces() {
     let other = json!({"userPoolId": pool, "mfaConfiguration": "OFF"});
     second_ns
         .policies()
-        .create(&PostParams::default(), &policy("latecomer", &run, other))
+        .create(&PostParams::default(), &policy("latecomer", run, other))
         .await
         .unwrap();
     let p = wait_for_reason(&second_ns.policies(), "latecomer", "Conflict").await;
@@ -377,7 +323,7 @@ async fn one_pool_one_policy_across_namespaces() {
     assert!(message.contains(&format!("{}/owner", first_ns.name)), "{message}");
     assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
     assert!(
-        harness::events(&client, &second_ns.name, "latecomer")
+        harness::events(&t.client, &second_ns.name, "latecomer")
             .await
             .iter()
             .any(|(r, _)| r == "Conflict")
@@ -402,18 +348,15 @@ async fn one_pool_one_policy_across_namespaces() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_spec_is_refused_without_aws_calls() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
     let pool = moto::create_pool(REGION).await;
-    let api = ns.policies();
+    let api = t.api();
     // OFF with a TOTP block: Cognito rejects it, and so does admission where the API server
     // has CEL. Servers without CEL admit it, and the operator reports it.
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": {"enabled": false}});
     match api
-        .create(&PostParams::default(), &policy("invalid", &run, spec))
+        .create(&PostParams::default(), &policy("invalid", &t.run, spec))
         .await
     {
         Err(kube::Error::Api(e)) => {
@@ -430,12 +373,7 @@ async fn invalid_spec_is_refused_without_aws_calls() {
             let (_, _, message) = condition(&p, "Ready").unwrap();
             assert!(message.contains("spec.mfaConfiguration"), "{message}");
             assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
-            assert!(
-                harness::events(&client, &ns.name, "invalid")
-                    .await
-                    .iter()
-                    .any(|(r, _)| r == "InvalidSpec")
-            );
+            assert!(t.events("invalid").await.iter().any(|(r, _)| r == "InvalidSpec"));
         }
     }
     assert_eq!(

@@ -11,7 +11,7 @@ use kube::api::PostParams;
 use serde_json::json;
 
 use crate::{
-    harness::{self, Operator, OperatorConfig, TestNamespace, policy, unique, wait, wait_for_reason},
+    harness::{Operator, Setup, policy, unique, wait, wait_for_reason},
     support::moto,
 };
 
@@ -23,20 +23,17 @@ fn totp(pool: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_takes_over_when_the_leader_dies() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
+    let t = Setup::new().await;
     let lease_name = unique("lease");
     let start = |identity: &str| {
-        let mut config = OperatorConfig::new(&run, &moto::endpoint());
+        let mut config = t.config(&moto::endpoint());
         config.lease = Some(LeaseSettings {
-            namespace: ns.name.clone(),
+            namespace: t.ns.name.clone(),
             name: lease_name.clone(),
             identity: identity.to_owned(),
             duration: Duration::from_secs(3),
         });
-        Operator::start(&client, config)
+        t.operator(config)
     };
     let a = start("instance-a").await;
     let b = start("instance-b").await;
@@ -46,13 +43,8 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         (leaders(&a, &b) == 1.0).then_some(())
     })
     .await;
-    let api = ns.policies();
-    api.create(
-        &PostParams::default(),
-        &policy("first", &run, totp(&moto::create_pool(REGION).await)),
-    )
-    .await
-    .unwrap();
+    let api = t.api();
+    t.create("first", totp(&moto::create_pool(REGION).await)).await;
     wait_for_reason(&api, "first", "Applied").await;
     assert_eq!(leaders(&a, &b), 1.0, "exactly one instance reconciles");
 
@@ -65,12 +57,7 @@ async fn a_standby_takes_over_when_the_leader_dies() {
     let reconciles_before = standby.metric("cognito_mfa_reconciles_total{result=\"Applied\"}");
     assert_eq!(reconciles_before, 0.0, "a standby does not reconcile");
     leader.kill();
-    api.create(
-        &PostParams::default(),
-        &policy("second", &run, totp(&moto::create_pool(REGION).await)),
-    )
-    .await
-    .unwrap();
+    t.create("second", totp(&moto::create_pool(REGION).await)).await;
     wait_for_reason(&api, "second", "Applied").await;
     assert_eq!(standby.metric("cognito_mfa_leader"), 1.0);
     standby.stop().await;
@@ -86,18 +73,10 @@ async fn survives_an_api_server_restart() {
         );
         return;
     };
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
-    let api = ns.policies();
-    api.create(
-        &PostParams::default(),
-        &policy("before", &run, totp(&moto::create_pool(REGION).await)),
-    )
-    .await
-    .unwrap();
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
+    let api = t.api();
+    t.create("before", totp(&moto::create_pool(REGION).await)).await;
     wait_for_reason(&api, "before", "Applied").await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/local-apiserver.sh");
@@ -113,23 +92,15 @@ async fn survives_an_api_server_restart() {
     );
 
     // The operator's watch re-establishes itself: a policy created after the restart is handled.
-    api.create(
-        &PostParams::default(),
-        &policy("after", &run, totp(&moto::create_pool(REGION).await)),
-    )
-    .await
-    .unwrap();
+    t.create("after", totp(&moto::create_pool(REGION).await)).await;
     wait_for_reason(&api, "after", "Applied").await;
     operator.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_probes() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let run = unique("run");
-    let operator = Operator::start(&client, OperatorConfig::new(&run, &moto::endpoint())).await;
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
     let (addr, _server) = server::serve(
         "127.0.0.1:0".parse().unwrap(),
         operator.metrics.clone(),
@@ -138,13 +109,8 @@ async fn metrics_and_probes() {
     )
     .await
     .unwrap();
-    let api = ns.policies();
-    api.create(
-        &PostParams::default(),
-        &policy("measured", &run, totp(&moto::create_pool(REGION).await)),
-    )
-    .await
-    .unwrap();
+    let api = t.api();
+    t.create("measured", totp(&moto::create_pool(REGION).await)).await;
     wait_for_reason(&api, "measured", "Applied").await;
     let get = |path: &'static str| async move {
         let out = crate::support::http_get(&format!("http://{addr}{path}")).await;
@@ -183,10 +149,8 @@ async fn metrics_and_probes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_runs_and_shuts_down_gracefully() {
-    let client = harness::client().await;
-    harness::ensure_crd(&client).await;
-    let ns = TestNamespace::new(&client).await;
-    let api = ns.policies();
+    let t = Setup::new().await;
+    let api = t.api();
     let pool = moto::create_pool(REGION).await;
     // Without a label: the binary watches the test's namespace only.
     let mut p = policy("binary", "none", totp(&pool));
@@ -196,7 +160,7 @@ async fn the_binary_runs_and_shuts_down_gracefully() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"))
         .args([
             "--namespace",
-            &ns.name,
+            &t.ns.name,
             "--metrics-addr",
             "127.0.0.1:0",
             "--log-format",

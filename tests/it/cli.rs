@@ -26,21 +26,9 @@ const TOTP_AND_SMS: &str = r#"  mfaConfiguration: OPTIONAL
     smsConfiguration: {snsCallerArn: "arn:aws:iam::123456789012:role/cognito-sms", externalId: "ext-secret-1"}
 "#;
 
-async fn live(
-    pool: &str,
-) -> aws_sdk_cognitoidentityprovider::operation::get_user_pool_mfa_config::GetUserPoolMfaConfigOutput {
-    moto::client(REGION)
-        .await
-        .get_user_pool_mfa_config()
-        .user_pool_id(pool)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The pool's configuration, comparable across reads.
 async fn snapshot(pool: &str) -> String {
-    let l = live(pool).await;
+    let l = moto::mfa_config(REGION, pool).await;
     format!(
         "{:?} {:?} {:?} {:?} {:?}",
         l.mfa_configuration,
@@ -89,7 +77,7 @@ async fn apply_then_plan_is_clean_and_reads_back() {
     );
     assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 1);
 
-    let after = live(&pool).await;
+    let after = moto::mfa_config(REGION, &pool).await;
     assert_eq!(after.mfa_configuration, Some(aws::UserPoolMfaType::Optional));
     assert_eq!(
         after.software_token_mfa_configuration.map(|t| t.enabled),
@@ -188,14 +176,7 @@ async fn out_of_band_change_shows_in_plan_and_apply_undoes_it() {
     assert_eq!(run(&["apply"], &file, &endpoint).await.code, 0);
 
     // Someone turns TOTP off and SMS off behind the operator's back.
-    moto::client(REGION)
-        .await
-        .set_user_pool_mfa_config()
-        .user_pool_id(&pool)
-        .mfa_configuration(aws::UserPoolMfaType::Off)
-        .send()
-        .await
-        .unwrap();
+    moto::set_mode_out_of_band(REGION, &pool, aws::UserPoolMfaType::Off).await;
 
     let planned = run(&["plan", "-o", "json"], &file, &endpoint).await;
     assert_eq!(planned.code, 2, "{planned:?}");
@@ -214,7 +195,7 @@ async fn out_of_band_change_shows_in_plan_and_apply_undoes_it() {
     let applied = run(&["apply"], &file, &endpoint).await;
     assert_eq!(applied.code, 0, "{applied:?}");
     assert_eq!(
-        live(&pool).await.mfa_configuration,
+        moto::mfa_config(REGION, &pool).await.mfa_configuration,
         Some(aws::UserPoolMfaType::Optional)
     );
     assert_eq!(run(&["plan"], &file, &endpoint).await.code, 0);
@@ -254,7 +235,7 @@ async fn disruptive_change_needs_the_annotation() {
     let applied = run(&["apply"], &TempFile::new("approved.yaml", &approved), &endpoint).await;
     assert_eq!(applied.code, 0, "{applied:?}");
     assert_eq!(
-        live(&pool).await.mfa_configuration,
+        moto::mfa_config(REGION, &pool).await.mfa_configuration,
         Some(aws::UserPoolMfaType::On)
     );
 }

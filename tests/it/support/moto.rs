@@ -1,7 +1,10 @@
 //! moto's server (a Cognito-compatible server on loopback), started by the project's test
 //! command and named by `MOTO_ENDPOINT`.
 
-use aws_sdk_cognitoidentityprovider::{Client, config::Credentials};
+use aws_sdk_cognitoidentityprovider::{
+    Client, config::Credentials, operation::get_user_pool_mfa_config::GetUserPoolMfaConfigOutput,
+    types::UserPoolMfaType,
+};
 use base64::Engine as _;
 
 /// The moto server's URL.
@@ -63,58 +66,76 @@ pub async fn create_pool_with(client: &Client) -> String {
     out.user_pool.and_then(|p| p.id).expect("a new pool has an ID")
 }
 
-/// How many requests of `operation` (e.g. `SetUserPoolMfaConfig`) moto received for `pool_id`,
-/// from moto's request recorder (every request since the server started).
-pub async fn calls(pool_id: &str, operation: &str) -> usize {
+/// Every request moto received since it started, from its request recorder: the operation
+/// (X-Amz-Target, empty for query-protocol services such as STS) and the decoded body.
+async fn recorded() -> Vec<(String, String)> {
     let url = format!("{}/moto-api/recorder/download-recording", endpoint());
-    let body = http_get(&url).await;
-    body.lines()
+    super::http_get(&url)
+        .await
+        .1
+        .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|r| {
-            r.pointer("/headers/X-Amz-Target")
+        .map(|r| {
+            let target = r
+                .pointer("/headers/X-Amz-Target")
                 .and_then(|t| t.as_str())
-                .is_some_and(|t| t.ends_with(&format!(".{operation}")))
-        })
-        .filter(|r| {
+                .unwrap_or_default();
             let body = r.get("body").and_then(|b| b.as_str()).unwrap_or_default();
-            let decoded = if r.get("body_encoded").and_then(|e| e.as_bool()).unwrap_or(false) {
-                String::from_utf8(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(body)
-                        .unwrap_or_default(),
-                )
-                .unwrap_or_default()
+            let body = if r.get("body_encoded").and_then(|e| e.as_bool()).unwrap_or(false) {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .unwrap_or_default();
+                String::from_utf8(bytes).unwrap_or_default()
             } else {
                 body.to_owned()
             };
-            decoded.contains(pool_id)
+            (target.to_owned(), body)
         })
+        .collect()
+}
+
+/// How many requests of `operation` (e.g. `SetUserPoolMfaConfig`) moto received for `pool_id`.
+pub async fn calls(pool_id: &str, operation: &str) -> usize {
+    let suffix = format!(".{operation}");
+    recorded()
+        .await
+        .iter()
+        .filter(|(target, body)| target.ends_with(&suffix) && body.contains(pool_id))
         .count()
 }
 
 /// The STS AssumeRole requests moto received for `role_arn`, decoded (form-encoded bodies).
 pub async fn assume_role_requests(role_arn: &str) -> Vec<String> {
-    let url = format!("{}/moto-api/recorder/download-recording", endpoint());
     let encoded_arn: String = form_urlencoded(role_arn);
-    http_get(&url)
+    recorded()
         .await
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .map(|r| {
-            let body = r.get("body").and_then(|b| b.as_str()).unwrap_or_default();
-            if r.get("body_encoded").and_then(|e| e.as_bool()).unwrap_or(false) {
-                String::from_utf8(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(body)
-                        .unwrap_or_default(),
-                )
-                .unwrap_or_default()
-            } else {
-                body.to_owned()
-            }
-        })
+        .into_iter()
+        .map(|(_, body)| body)
         .filter(|body| body.contains("Action=AssumeRole") && body.contains(&encoded_arn))
         .collect()
+}
+
+/// The pool's MFA configuration, read with the SDK.
+pub async fn mfa_config(region: &str, pool: &str) -> GetUserPoolMfaConfigOutput {
+    client(region)
+        .await
+        .get_user_pool_mfa_config()
+        .user_pool_id(pool)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Sets the pool's MFA mode (and nothing else), as someone in the console would: out of band.
+pub async fn set_mode_out_of_band(region: &str, pool: &str, mode: UserPoolMfaType) {
+    client(region)
+        .await
+        .set_user_pool_mfa_config()
+        .user_pool_id(pool)
+        .mfa_configuration(mode)
+        .send()
+        .await
+        .unwrap();
 }
 
 fn form_urlencoded(s: &str) -> String {
@@ -124,8 +145,4 @@ fn form_urlencoded(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-async fn http_get(url: &str) -> String {
-    super::http_get(url).await.1
 }
