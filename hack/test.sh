@@ -28,6 +28,19 @@ for version in 1.33.0 1.37.0; do
   hack/pytools.sh run kubernetes-validate --strict --quiet -k "$version" crds/cognitomfapolicies.cognitomfa.io.yaml
 done
 
+echo "--- the chart: helm lint, and what it renders against Kubernetes' schema (1.30, newest)" >&2
+HELM=$(hack/helm.sh path)
+export HELM
+chart=charts/cognito-mfa-operator
+for values in "$chart/values.yaml" "$chart/ci/maximal-values.yaml"; do
+  "$HELM" lint --strict "$chart" -f "$values"
+  "$HELM" template release "$chart" --namespace operators -f "$values" >"$state/rendered.yaml"
+  for version in 1.30.0 1.37.0; do
+    # --quiet keeps failures and warnings: the ServiceMonitor is not a Kubernetes kind.
+    hack/pytools.sh run kubernetes-validate --strict --quiet -k "$version" "$state/rendered.yaml"
+  done
+done
+
 echo "--- moto" >&2
 MOTO_ENDPOINT=$(hack/pytools.sh moto-start "$state/moto")
 # Dummy credentials for the SDK clients (moto does not check them); no instance metadata lookups.

@@ -573,6 +573,14 @@ impl Operation {
         }
     }
 
+    /// Every operation the operator calls.
+    pub const ALL: [Operation; 3] = [Self::Get, Self::Set, Self::Describe];
+
+    /// The IAM action that permits the operation.
+    pub fn iam_action(self) -> String {
+        format!("cognito-idp:{}", self.name())
+    }
+
     /// The AWS name of the operation.
     pub fn name(self) -> &'static str {
         match self {

@@ -258,6 +258,8 @@ impl Setup {
 /// How an in-process operator is set up.
 pub struct OperatorConfig {
     pub run: String,
+    /// Watch this namespace only (default: all).
+    pub namespace: Option<String>,
     pub endpoint: String,
     pub resync: Duration,
     pub lease: Option<LeaseSettings>,
@@ -267,6 +269,7 @@ impl OperatorConfig {
     pub fn new(run: &str, endpoint: &str) -> Self {
         Self {
             run: run.to_owned(),
+            namespace: None,
             endpoint: endpoint.to_owned(),
             resync: Duration::from_secs(600),
             lease: None,
@@ -296,6 +299,7 @@ impl Operator {
         })
         .await;
         let settings = Settings {
+            namespace: config.namespace.clone(),
             label_selector: Some(format!("cognitomfa.io/e2e-run={}", config.run)),
             resync_interval: config.resync,
             instance: config

@@ -6,6 +6,7 @@ mod support;
 
 mod harness;
 
+mod chart;
 mod deletion;
 mod faults;
 mod lifecycle;

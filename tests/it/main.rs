@@ -4,7 +4,9 @@
 mod support;
 
 mod budget;
+mod chart;
 mod cli;
 mod crd;
+mod examples;
 mod mocked;
 mod validation;
