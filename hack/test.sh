@@ -23,6 +23,23 @@ cargo fmt --check
 echo "--- cargo clippy" >&2
 cargo clippy --locked --all-targets -- -D warnings
 
+echo "--- the Argo CD health check, in Lua 5.1 against tests/argocd/" >&2
+hack/argocd-health-test.sh
+
+echo "--- the Dockerfile: hadolint and the project's rules" >&2
+hack/dockerfile-lint.sh
+
+echo "--- the release binary, built as the Dockerfile builds it" >&2
+# The same build context as the image's (.dockerignore allows Cargo.toml, Cargo.lock and src/
+# only) and the same command. The context lives under target/ so that a second run is incremental.
+context=target/docker-context
+rm -rf "$context/src" && mkdir -p "$context" && cp -r Cargo.toml Cargo.lock src "$context/"
+(cd "$context" && cargo build --release --locked --quiet)
+binary="$context/target/release/cognito-mfa-operator"
+"$binary" --help >/dev/null
+"$binary" crd | cmp - crds/cognitomfapolicies.cognitomfa.io.yaml
+echo "release binary: $(du -h "$binary" | cut -f1) (stripped)" >&2
+
 echo "--- the CRD against Kubernetes' own schema (1.33 and the newest known)" >&2
 for version in 1.33.0 1.37.0; do
   hack/pytools.sh run kubernetes-validate --strict --quiet -k "$version" crds/cognitomfapolicies.cognitomfa.io.yaml
