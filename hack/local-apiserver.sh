@@ -10,7 +10,7 @@
 # Usage:
 #   hack/local-apiserver.sh install
 #   hack/local-apiserver.sh start STATE_DIR      # prints STATE_DIR/kubeconfig last
-#   hack/local-apiserver.sh restart-apiserver STATE_DIR
+#   hack/local-apiserver.sh restart-apiserver STATE_DIR [DOWN_SECONDS]
 #   hack/local-apiserver.sh stop STATE_DIR
 #
 # Environment:
@@ -43,7 +43,7 @@ usage() {
   cat >&2 <<EOF
 usage: $PROG install
        $PROG start STATE_DIR
-       $PROG restart-apiserver STATE_DIR
+       $PROG restart-apiserver STATE_DIR [DOWN_SECONDS]
        $PROG stop STATE_DIR
 
 install            build kube-apiserver and kube-controller-manager (v1.20.2) from
@@ -52,7 +52,8 @@ install            build kube-apiserver and kube-controller-manager (v1.20.2) fr
 start              start etcd, kube-apiserver and kube-controller-manager on free
                    127.0.0.1 ports, state and logs in STATE_DIR; prints the admin
                    kubeconfig path as the last line of stdout
-restart-apiserver  stop and start only kube-apiserver, same flags and port
+restart-apiserver  stop and start only kube-apiserver, same flags and port (after
+                   DOWN_SECONDS, default 0)
 stop               stop whatever start started in STATE_DIR (idempotent)
 EOF
 }
@@ -591,13 +592,18 @@ EOF
 }
 
 cmd_restart_apiserver() {
-  local state
-  state="$(state_dir_arg "$@")"
+  local state down="${2:-0}"
+  [[ "$down" =~ ^[0-9]+$ ]] || { usage; exit 2; }
+  state="$(state_dir_arg "$1")"
   load_state "$state"
   if [[ ! -f "$STATE/etcd.pid" ]] || ! is_ours "$(cat "$STATE/etcd.pid")" etcd; then
     die "etcd is not running for $STATE: use '$PROG start $STATE'"
   fi
   stop_one "$STATE" kube-apiserver "$APISERVER_GRACE"
+  if (( down > 0 )); then
+    log "kube-apiserver stays down for ${down}s"
+    sleep "$down"
+  fi
   log "starting kube-apiserver on 127.0.0.1:$API_PORT"
   start_apiserver
   log "kube-apiserver ready again"

@@ -325,6 +325,7 @@ async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
         stalled_recheck_interval: args.stalled_recheck_interval,
         concurrency: args.concurrency,
         instance: identity.clone(),
+        timing: controller::Timing::default(),
     };
     let lease = args.leader_election.then(|| controller::LeaseSettings {
         namespace: args.leader_election_namespace.clone(),

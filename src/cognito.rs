@@ -107,6 +107,10 @@ pub struct Options {
     /// Attempts per call for errors worth retrying at once (throttling, 5xx, network); the
     /// controller's requeue does the longer waits.
     pub max_attempts: u32,
+    /// The SDK's first wait before retrying a call (doubling, with jitter).
+    pub initial_backoff: Duration,
+    /// The SDK's longest wait before retrying a call.
+    pub max_backoff: Duration,
     /// Told about every call and HTTP attempt (metrics).
     pub observer: Option<Arc<dyn Observer>>,
 }
@@ -130,6 +134,8 @@ impl Default for Options {
             read_rps: NonZeroU32::new(5).expect("non-zero"),
             write_rps: NonZeroU32::new(2).expect("non-zero"),
             max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
             observer: None,
         }
     }
@@ -221,13 +227,13 @@ impl HttpConnector for BudgetedConnector {
 
 /// The SDK's retry policy for the operator: standard mode (throttling, 5xx and network errors
 /// retried with jittered exponential backoff) with short waits. A call gives up after
-/// `max_attempts` and a few seconds at most; longer waits are the controller's requeue, which
+/// `max_attempts` (default 3) and a few seconds at most; longer waits are the controller's requeue, which
 /// does not hold a worker.
-pub fn retry_config(max_attempts: u32) -> RetryConfig {
+pub fn retry_config(options: &Options) -> RetryConfig {
     RetryConfig::standard()
-        .with_max_attempts(max_attempts)
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(5))
+        .with_max_attempts(options.max_attempts)
+        .with_initial_backoff(options.initial_backoff)
+        .with_max_backoff(options.max_backoff)
 }
 
 /// The Cognito client of the operator: one SDK client per region and role, one rate budget per
@@ -279,7 +285,7 @@ impl Cognito {
                 .or_else(Region::from_static("us-east-1")),
             )
             .http_client(http.clone())
-            .retry_config(retry_config(options.max_attempts))
+            .retry_config(retry_config(&options))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))

@@ -62,6 +62,59 @@ pub struct Settings {
     pub concurrency: u16,
     /// Name of this instance in events.
     pub instance: String,
+    /// Waits between retries.
+    pub timing: Timing,
+}
+
+/// Waits between retries of a failing policy. Each doubles from its base up to its cap, with
+/// jitter: no failure makes the operator loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timing {
+    /// Throttling, 5xx and Kubernetes API errors: the first wait.
+    pub backoff_base: Duration,
+    /// Throttling, 5xx and Kubernetes API errors: the longest wait.
+    pub backoff_cap: Duration,
+    /// ConcurrentModificationException: the first wait.
+    pub short_retry_base: Duration,
+    /// ConcurrentModificationException: the longest wait.
+    pub short_retry_cap: Duration,
+    /// InvalidSmsRole*: the first wait while IAM may still be propagating.
+    pub sms_role_retry_base: Duration,
+    /// InvalidSmsRole*: the longest wait while IAM may still be propagating.
+    pub sms_role_retry_cap: Duration,
+    /// How long InvalidSmsRole* is taken for IAM propagation before it counts as real (IAM
+    /// changes usually propagate within a minute or two).
+    pub sms_role_grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            short_retry_base: Duration::from_secs(2),
+            short_retry_cap: Duration::from_secs(30),
+            sms_role_retry_base: Duration::from_secs(10),
+            sms_role_retry_cap: Duration::from_secs(30),
+            sms_role_grace: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Timing {
+    /// Every wait divided by `factor`: tests and benchmarks run an hour of retries in seconds.
+    pub fn scaled_down(factor: u32) -> Self {
+        let d = Self::default();
+        Self {
+            backoff_base: d.backoff_base / factor,
+            backoff_cap: d.backoff_cap / factor,
+            short_retry_base: d.short_retry_base / factor,
+            short_retry_cap: d.short_retry_cap / factor,
+            sms_role_retry_base: d.sms_role_retry_base / factor,
+            sms_role_retry_cap: d.sms_role_retry_cap / factor,
+            sms_role_grace: d.sms_role_grace / factor,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -73,6 +126,7 @@ impl Default for Settings {
             stalled_recheck_interval: Duration::from_secs(1800),
             concurrency: 4,
             instance: "cognito-mfa-operator".into(),
+            timing: Timing::default(),
         }
     }
 }
@@ -99,10 +153,6 @@ pub struct Context {
     /// When a policy first got InvalidSmsRole in a row, to stop waiting for IAM after a while.
     sms_role_since: Arc<Mutex<HashMap<String, Instant>>>,
 }
-
-/// How long Cognito's InvalidSmsRole errors are taken for IAM propagation before they count as
-/// real (IAM changes usually propagate within a minute or two).
-const SMS_ROLE_GRACE: Duration = Duration::from_secs(120);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -251,7 +301,8 @@ async fn reconcile(p: Arc<CognitoMfaPolicy>, ctx: Arc<Context>) -> Result<Action
 
 fn error_policy(p: Arc<CognitoMfaPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(policy = %p.name_any(), %error, "reconcile failed; retrying with backoff");
-    Action::requeue(ctx.backoff(&p, Duration::from_secs(1), Duration::from_secs(300)))
+    let t = &ctx.settings.timing;
+    Action::requeue(ctx.backoff(&p, t.backoff_base, t.backoff_cap))
 }
 
 fn api_for(p: &CognitoMfaPolicy, client: &Client) -> Api<CognitoMfaPolicy> {
@@ -492,7 +543,7 @@ fn aws_error(p: &CognitoMfaPolicy, ctx: &Context, e: CallError) -> Found {
     let uid = p.uid().unwrap_or_default();
     let mut since = lock(&ctx.sms_role_since);
     let given_up = if e.class == ErrorClass::InvalidSmsRole {
-        since.entry(uid).or_insert_with(Instant::now).elapsed() >= SMS_ROLE_GRACE
+        since.entry(uid).or_insert_with(Instant::now).elapsed() >= ctx.settings.timing.sms_role_grace
     } else {
         since.remove(&uid);
         false
@@ -509,9 +560,11 @@ fn requeue(p: &CognitoMfaPolicy, ctx: &Context, found: &Found) -> Action {
     let s = &ctx.settings;
     let after = match found {
         Found::AwsError { class, given_up, .. } => match class.retry() {
-            Retry::Backoff => ctx.backoff(p, Duration::from_secs(1), Duration::from_secs(300)),
-            Retry::Short => ctx.backoff(p, Duration::from_secs(2), Duration::from_secs(30)),
-            Retry::ForAWhile if !given_up => ctx.backoff(p, Duration::from_secs(10), Duration::from_secs(30)),
+            Retry::Backoff => ctx.backoff(p, s.timing.backoff_base, s.timing.backoff_cap),
+            Retry::Short => ctx.backoff(p, s.timing.short_retry_base, s.timing.short_retry_cap),
+            Retry::ForAWhile if !given_up => {
+                ctx.backoff(p, s.timing.sms_role_retry_base, s.timing.sms_role_retry_cap)
+            }
             Retry::ForAWhile | Retry::Terminal | Retry::Gone => ctx.jittered(s.stalled_recheck_interval),
         },
         Found::InvalidSpec { .. } | Found::PrerequisiteMissing { .. } => {

@@ -44,11 +44,12 @@ macro_rules! client {
     ($rules:expr) => {
         mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::MatchAny, $rules, |b| b
             .region(aws_sdk_cognitoidentityprovider::config::Region::new("eu-west-1"))
-            .retry_config(
-                cognito::retry_config(ATTEMPTS)
-                    .with_initial_backoff(std::time::Duration::from_millis(1))
-                    .with_max_backoff(std::time::Duration::from_millis(2))
-            ))
+            .retry_config(cognito::retry_config(&cognito::Options {
+                max_attempts: ATTEMPTS,
+                initial_backoff: std::time::Duration::from_millis(1),
+                max_backoff: std::time::Duration::from_millis(2),
+                ..cognito::Options::default()
+            })))
     };
 }
 

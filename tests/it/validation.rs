@@ -6,45 +6,17 @@ use cognito_mfa_operator::api::{self, CognitoMfaPolicySpec};
 use rstest::rstest;
 use serde_json::{Value, json};
 
-use crate::support::admission;
+use crate::support::{
+    admission,
+    cases::{invalid_specs, long, spec_with},
+};
 
 fn policy(spec: &Value) -> Value {
     json!({"apiVersion": "cognitomfa.io/v1alpha1", "kind": "CognitoMfaPolicy",
            "metadata": {"name": "p", "namespace": "ns"}, "spec": spec})
 }
 
-/// A valid spec with `patch` merged in (JSON merge patch: null removes a field).
-fn spec_with(patch: Value) -> Value {
-    let mut spec = json!({"userPoolId": "eu-west-1_AbC123", "mfaConfiguration": "OPTIONAL",
-                          "softwareTokenMfaConfiguration": {"enabled": true}});
-    merge(&mut spec, patch);
-    spec
-}
-
-fn merge(target: &mut Value, patch: Value) {
-    match patch {
-        Value::Object(fields) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            let t = target.as_object_mut().unwrap();
-            for (k, v) in fields {
-                if v.is_null() {
-                    t.remove(&k);
-                } else {
-                    merge(t.entry(k).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other,
-    }
-}
-
 const ROLE: &str = "arn:aws:iam::123456789012:role/cognito-sms";
-
-fn long(n: usize) -> String {
-    "x".repeat(n)
-}
 
 #[rstest]
 #[case::totp_optional(json!({}))]
@@ -76,58 +48,30 @@ fn valid_specs_pass_admission_and_validation(#[case] patch: Value) {
     assert_eq!(api::validate(&typed), vec![], "validation");
 }
 
-#[rstest]
-#[case::pool_id_empty(json!({"userPoolId": ""}), "spec.userPoolId")]
-#[case::pool_id_without_region(json!({"userPoolId": "AbC123"}), "spec.userPoolId")]
-#[case::pool_id_too_long(json!({"userPoolId": format!("eu-west-1_{}", "A".repeat(46))}), "spec.userPoolId")]
-#[case::pool_id_bad_character(json!({"userPoolId": "eu-west-1_Ab$1"}), "spec.userPoolId")]
-#[case::region_too_short(json!({"region": "eu"}), "spec.region")]
-#[case::region_not_a_region(json!({"region": "EU-WEST-1"}), "spec.region")]
-#[case::off_with_totp_disabled(json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": {"enabled": false}}), "spec.mfaConfiguration")]
-#[case::off_with_sms(json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null, "smsMfaConfiguration": {}}), "spec.mfaConfiguration")]
-#[case::off_with_email(json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null, "emailMfaConfiguration": {}}), "spec.mfaConfiguration")]
-#[case::on_without_factor(json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": null}), "spec.mfaConfiguration")]
-#[case::optional_with_totp_disabled_only(json!({"softwareTokenMfaConfiguration": {"enabled": false}}), "spec.mfaConfiguration")]
-#[case::optional_with_passkey_only(json!({"softwareTokenMfaConfiguration": null,
-    "webAuthnConfiguration": {"factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}), "spec.mfaConfiguration")]
-#[case::sms_message_too_short(json!({"smsMfaConfiguration": {"smsAuthenticationMessage": "{###}"}}), "spec.smsMfaConfiguration.smsAuthenticationMessage")]
-#[case::sms_message_without_code(json!({"smsMfaConfiguration": {"smsAuthenticationMessage": "Your code"}}), "spec.smsMfaConfiguration.smsAuthenticationMessage")]
-#[case::sms_message_too_long(json!({"smsMfaConfiguration": {"smsAuthenticationMessage": format!("{{####}}{}", long(135))}}), "spec.smsMfaConfiguration.smsAuthenticationMessage")]
-#[case::sns_role_too_short(json!({"smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": "arn:aws:iam::1:r/x"}}}), "spec.smsMfaConfiguration.smsConfiguration.snsCallerArn")]
-#[case::sns_role_not_an_arn(json!({"smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": "role/cognito-sms-sender"}}}), "spec.smsMfaConfiguration.smsConfiguration.snsCallerArn")]
-#[case::sms_external_id_too_long(json!({"smsMfaConfiguration": {"smsConfiguration": {"externalId": long(131_073)}}}), "spec.smsMfaConfiguration.smsConfiguration.externalId")]
-#[case::sns_region_too_short(json!({"smsMfaConfiguration": {"smsConfiguration": {"snsRegion": "eu"}}}), "spec.smsMfaConfiguration.smsConfiguration.snsRegion")]
-#[case::eums_role_not_an_arn(json!({"smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {"callerArn": "not an arn, not at all"}}}}), "spec.smsMfaConfiguration.smsConfiguration.eumsSms.callerArn")]
-#[case::email_message_without_code(json!({"emailMfaConfiguration": {"message": "Hello there"}}), "spec.emailMfaConfiguration.message")]
-#[case::email_message_too_short(json!({"emailMfaConfiguration": {"message": "{###}"}}), "spec.emailMfaConfiguration.message")]
-#[case::email_message_too_long(json!({"emailMfaConfiguration": {"message": format!("{{####}}{}", long(19_995))}}), "spec.emailMfaConfiguration.message")]
-#[case::email_message_control_character(json!({"emailMfaConfiguration": {"message": "Code \u{7} {####}"}}), "spec.emailMfaConfiguration.message")]
-#[case::email_subject_empty(json!({"emailMfaConfiguration": {"subject": ""}}), "spec.emailMfaConfiguration.subject")]
-#[case::email_subject_too_long(json!({"emailMfaConfiguration": {"subject": long(141)}}), "spec.emailMfaConfiguration.subject")]
-#[case::email_subject_control_character(json!({"emailMfaConfiguration": {"subject": "Code\u{7}"}}), "spec.emailMfaConfiguration.subject")]
-#[case::relying_party_empty(json!({"webAuthnConfiguration": {"relyingPartyId": ""}}), "spec.webAuthnConfiguration.relyingPartyId")]
-#[case::relying_party_too_long(json!({"webAuthnConfiguration": {"relyingPartyId": long(128)}}), "spec.webAuthnConfiguration.relyingPartyId")]
-#[case::role_arn_short_account(json!({"credentials": {"roleArn": "arn:aws:iam::123:role/mfa-operator"}}), "spec.credentials.roleArn")]
-#[case::role_arn_not_a_role(json!({"credentials": {"roleArn": "arn:aws:iam::123456789012:user/mfa"}}), "spec.credentials.roleArn")]
-#[case::sts_external_id_too_short(json!({"credentials": {"roleArn": "arn:aws:iam::123456789012:role/x", "externalId": "a"}}), "spec.credentials.externalId")]
-#[case::sts_external_id_bad_character(json!({"credentials": {"roleArn": "arn:aws:iam::123456789012:role/x", "externalId": "has space"}}), "spec.credentials.externalId")]
-fn invalid_specs_are_rejected_by_admission_and_validation(#[case] patch: Value, #[case] field: &str) {
-    let spec = spec_with(patch);
-    let admitted = admission::errors(&policy(&spec), None);
-    assert!(
-        admitted.iter().any(|(path, _)| path == field),
-        "admission should reject {field}: {admitted:?}"
-    );
-    let typed: CognitoMfaPolicySpec = serde_json::from_value(spec).unwrap();
-    let violations = api::validate(&typed);
-    assert!(
-        violations.iter().any(|v| v.field == field),
-        "validation should reject {field}: {violations:?}"
-    );
-    // One clear message per broken rule: no field is reported twice.
-    let mut seen: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-    seen.dedup();
-    assert_eq!(seen.len(), violations.len(), "{violations:?}");
+#[test]
+fn invalid_specs_are_rejected_by_admission_and_validation() {
+    let mut failures = Vec::new();
+    for (name, patch, field) in invalid_specs() {
+        let spec = spec_with(patch);
+        let admitted = admission::errors(&policy(&spec), None);
+        if !admitted.iter().any(|(path, _)| path == field) {
+            failures.push(format!("{name}: admission should reject {field}: {admitted:?}"));
+        }
+        let typed: CognitoMfaPolicySpec = serde_json::from_value(spec).unwrap();
+        let violations = api::validate(&typed);
+        if !violations.iter().any(|v| v.field == field) {
+            failures.push(format!(
+                "{name}: validation should reject {field}: {violations:?}"
+            ));
+        }
+        // One clear message per broken rule: no field is reported twice.
+        let mut seen: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        seen.dedup();
+        if seen.len() != violations.len() {
+            failures.push(format!("{name}: a field reported twice: {violations:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 #[rstest]

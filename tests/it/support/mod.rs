@@ -2,7 +2,9 @@
 #![allow(dead_code)] // Each test module uses a different part.
 
 pub mod admission;
+pub mod cases;
 pub mod fault_proxy;
+pub mod kube_proxy;
 pub mod moto;
 
 /// What a run of the binary printed and returned.

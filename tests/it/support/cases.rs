@@ -1,0 +1,201 @@
+//! Specs that break one rule each, as (name, patch onto a valid spec, the field named). The
+//! integration tests check them against admission and the operator's validation; the
+//! end-to-end tests against a real API server and the running operator.
+
+use serde_json::{Value, json};
+
+/// A valid spec with `patch` merged in (JSON merge patch: null removes a field).
+pub fn spec_with(patch: Value) -> Value {
+    let mut spec = json!({"userPoolId": "eu-west-1_AbC123", "mfaConfiguration": "OPTIONAL",
+                          "softwareTokenMfaConfiguration": {"enabled": true}});
+    merge(&mut spec, patch);
+    spec
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().unwrap();
+            for (k, v) in fields {
+                if v.is_null() {
+                    t.remove(&k);
+                } else {
+                    merge(t.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+/// A string of `n` characters.
+pub fn long(n: usize) -> String {
+    "x".repeat(n)
+}
+
+/// One case per rule and limit of the API.
+pub fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        ("pool_id_empty", json!({"userPoolId": ""}), "spec.userPoolId"),
+        (
+            "pool_id_without_region",
+            json!({"userPoolId": "AbC123"}),
+            "spec.userPoolId",
+        ),
+        (
+            "pool_id_too_long",
+            json!({"userPoolId": format!("eu-west-1_{}", "A".repeat(46))}),
+            "spec.userPoolId",
+        ),
+        (
+            "pool_id_bad_character",
+            json!({"userPoolId": "eu-west-1_Ab$1"}),
+            "spec.userPoolId",
+        ),
+        ("region_too_short", json!({"region": "eu"}), "spec.region"),
+        (
+            "region_not_a_region",
+            json!({"region": "EU-WEST-1"}),
+            "spec.region",
+        ),
+        (
+            "off_with_totp_disabled",
+            json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": {"enabled": false}}),
+            "spec.mfaConfiguration",
+        ),
+        (
+            "off_with_sms",
+            json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null, "smsMfaConfiguration": {}}),
+            "spec.mfaConfiguration",
+        ),
+        (
+            "off_with_email",
+            json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null, "emailMfaConfiguration": {}}),
+            "spec.mfaConfiguration",
+        ),
+        (
+            "on_without_factor",
+            json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": null}),
+            "spec.mfaConfiguration",
+        ),
+        (
+            "optional_with_totp_disabled_only",
+            json!({"softwareTokenMfaConfiguration": {"enabled": false}}),
+            "spec.mfaConfiguration",
+        ),
+        (
+            "optional_with_passkey_only",
+            json!({"softwareTokenMfaConfiguration": null,
+    "webAuthnConfiguration": {"factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}),
+            "spec.mfaConfiguration",
+        ),
+        (
+            "sms_message_too_short",
+            json!({"smsMfaConfiguration": {"smsAuthenticationMessage": "{###}"}}),
+            "spec.smsMfaConfiguration.smsAuthenticationMessage",
+        ),
+        (
+            "sms_message_without_code",
+            json!({"smsMfaConfiguration": {"smsAuthenticationMessage": "Your code"}}),
+            "spec.smsMfaConfiguration.smsAuthenticationMessage",
+        ),
+        (
+            "sms_message_too_long",
+            json!({"smsMfaConfiguration": {"smsAuthenticationMessage": format!("{{####}}{}", long(135))}}),
+            "spec.smsMfaConfiguration.smsAuthenticationMessage",
+        ),
+        (
+            "sns_role_too_short",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": "arn:aws:iam::1:r/x"}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.snsCallerArn",
+        ),
+        (
+            "sns_role_not_an_arn",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": "role/cognito-sms-sender"}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.snsCallerArn",
+        ),
+        (
+            "sms_external_id_too_long",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"externalId": long(131_073)}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.externalId",
+        ),
+        (
+            "sns_region_too_short",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"snsRegion": "eu"}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.snsRegion",
+        ),
+        (
+            "eums_role_not_an_arn",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {"callerArn": "not an arn, not at all"}}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.eumsSms.callerArn",
+        ),
+        (
+            "email_message_without_code",
+            json!({"emailMfaConfiguration": {"message": "Hello there"}}),
+            "spec.emailMfaConfiguration.message",
+        ),
+        (
+            "email_message_too_short",
+            json!({"emailMfaConfiguration": {"message": "{###}"}}),
+            "spec.emailMfaConfiguration.message",
+        ),
+        (
+            "email_message_too_long",
+            json!({"emailMfaConfiguration": {"message": format!("{{####}}{}", long(19_995))}}),
+            "spec.emailMfaConfiguration.message",
+        ),
+        (
+            "email_message_control_character",
+            json!({"emailMfaConfiguration": {"message": "Code \u{7} {####}"}}),
+            "spec.emailMfaConfiguration.message",
+        ),
+        (
+            "email_subject_empty",
+            json!({"emailMfaConfiguration": {"subject": ""}}),
+            "spec.emailMfaConfiguration.subject",
+        ),
+        (
+            "email_subject_too_long",
+            json!({"emailMfaConfiguration": {"subject": long(141)}}),
+            "spec.emailMfaConfiguration.subject",
+        ),
+        (
+            "email_subject_control_character",
+            json!({"emailMfaConfiguration": {"subject": "Code\u{7}"}}),
+            "spec.emailMfaConfiguration.subject",
+        ),
+        (
+            "relying_party_empty",
+            json!({"webAuthnConfiguration": {"relyingPartyId": ""}}),
+            "spec.webAuthnConfiguration.relyingPartyId",
+        ),
+        (
+            "relying_party_too_long",
+            json!({"webAuthnConfiguration": {"relyingPartyId": long(128)}}),
+            "spec.webAuthnConfiguration.relyingPartyId",
+        ),
+        (
+            "role_arn_short_account",
+            json!({"credentials": {"roleArn": "arn:aws:iam::123:role/mfa-operator"}}),
+            "spec.credentials.roleArn",
+        ),
+        (
+            "role_arn_not_a_role",
+            json!({"credentials": {"roleArn": "arn:aws:iam::123456789012:user/mfa"}}),
+            "spec.credentials.roleArn",
+        ),
+        (
+            "sts_external_id_too_short",
+            json!({"credentials": {"roleArn": "arn:aws:iam::123456789012:role/x", "externalId": "a"}}),
+            "spec.credentials.externalId",
+        ),
+        (
+            "sts_external_id_bad_character",
+            json!({"credentials": {"roleArn": "arn:aws:iam::123456789012:role/x", "externalId": "has space"}}),
+            "spec.credentials.externalId",
+        ),
+    ]
+}
