@@ -150,6 +150,8 @@ pub struct Context {
     /// Consecutive failures per policy (by UID), for backoff. Shared with the watch, which
     /// forgets deleted policies.
     failures: Arc<Mutex<HashMap<String, u32>>>,
+    /// Writes to AWS whose status could not be written yet, by policy UID.
+    unreported: Arc<Mutex<HashMap<String, Found>>>,
     /// When a policy first got InvalidSmsRole in a row, to stop waiting for IAM after a while.
     sms_role_since: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -225,7 +227,9 @@ pub async fn run(
     let failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let sms_role_since: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let (store, gone_metrics) = (reader.clone(), metrics.clone());
-    let (gone_failures, gone_since) = (failures.clone(), sms_role_since.clone());
+    let unreported: Arc<Mutex<HashMap<String, Found>>> = Arc::default();
+    let (gone_failures, gone_since, gone_unreported) =
+        (failures.clone(), sms_role_since.clone(), unreported.clone());
     let stream = watcher(api, watch)
         .default_backoff()
         .reflect(writer)
@@ -240,6 +244,7 @@ pub async fn run(
                 gone_metrics.policy_reason(&uid, None);
                 lock(&gone_failures).remove(&uid);
                 lock(&gone_since).remove(&uid);
+                lock(&gone_unreported).remove(&uid);
                 let key = pool_key(&gone.spec);
                 for sibling in store.state().iter().filter(|o| pool_key(&o.spec) == key) {
                     let _ = siblings_tx.unbounded_send(ObjectRef::from_obj(sibling.as_ref()));
@@ -262,6 +267,7 @@ pub async fn run(
         store: reader.clone(),
         failures,
         sms_role_since,
+        unreported,
         settings: settings.clone(),
     });
     info!(namespace = ?settings.namespace, selector = ?settings.label_selector, "controller starting");
@@ -430,14 +436,29 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
         }
     }
     let generation = p.meta().generation.unwrap_or_default();
+    let uid = p.uid().unwrap_or_default();
     let (found, adopted) = find(p, ctx).await?;
+    // A write whose report never reached the API server (it was away, or refused the status)
+    // is reported now, once the pool is seen in sync: the status and the event are not lost.
+    let unreported = lock(&ctx.unreported).remove(&uid);
+    let found = match (found, unreported) {
+        (Found::InSync { observed }, Some(Found::Written { fields, .. })) => {
+            Found::Written { observed, fields }
+        }
+        (found, _) => found,
+    };
     let mut prev = p.status.clone();
     if let Some(adopted) = adopted {
         prev.get_or_insert_default().adopted_from = Some(adopted);
     }
     let (status, reason) = status::next(prev.as_ref(), generation, &found, &now());
     let reason_before = status::ready_reason(p.status.as_ref());
-    ctx.write_status(p, &status).await?;
+    if let Err(e) = ctx.write_status(p, &status).await {
+        if matches!(found, Found::Written { .. }) {
+            lock(&ctx.unreported).insert(uid, found);
+        }
+        return Err(e);
+    }
     ctx.metrics
         .policy_reason(&p.uid().unwrap_or_default(), Some(reason));
     report(p, ctx, &found, reason, reason_before).await;

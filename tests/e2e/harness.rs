@@ -9,7 +9,7 @@ use std::{
 use cognito_mfa_operator::{
     api::CognitoMfaPolicy,
     cognito::{Cognito, Options},
-    controller::{self, LeaseSettings, Settings},
+    controller::{self, LeaseSettings, Settings, Timing},
     telemetry::Metrics,
 };
 use k8s_openapi::{
@@ -262,6 +262,12 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     pub endpoint: String,
     pub resync: Duration,
+    pub stalled_recheck: Duration,
+    pub timing: Timing,
+    /// The SDK's first and longest wait between attempts.
+    pub sdk_backoff: (Duration, Duration),
+    /// Reads and writes per second.
+    pub budget: (u32, u32),
     pub lease: Option<LeaseSettings>,
 }
 
@@ -272,6 +278,11 @@ impl OperatorConfig {
             namespace: None,
             endpoint: endpoint.to_owned(),
             resync: Duration::from_secs(600),
+            stalled_recheck: Duration::from_secs(1800),
+            timing: Timing::default(),
+            sdk_backoff: (Duration::from_millis(200), Duration::from_secs(5)),
+            // Tests are small: a generous budget keeps them quick.
+            budget: (50, 50),
             lease: None,
         }
     }
@@ -291,9 +302,10 @@ impl Operator {
         let metrics = Arc::new(Metrics::default());
         let cognito = Cognito::from_env(Options {
             endpoint_url: Some(config.endpoint.clone()),
-            // Tests are small: a generous budget keeps them quick.
-            read_rps: 50.try_into().unwrap(),
-            write_rps: 50.try_into().unwrap(),
+            read_rps: config.budget.0.try_into().unwrap(),
+            write_rps: config.budget.1.try_into().unwrap(),
+            initial_backoff: config.sdk_backoff.0,
+            max_backoff: config.sdk_backoff.1,
             observer: Some(metrics.clone()),
             ..Options::default()
         })
@@ -302,6 +314,8 @@ impl Operator {
             namespace: config.namespace.clone(),
             label_selector: Some(format!("cognitomfa.io/e2e-run={}", config.run)),
             resync_interval: config.resync,
+            stalled_recheck_interval: config.stalled_recheck,
+            timing: config.timing.clone(),
             instance: config
                 .lease
                 .as_ref()

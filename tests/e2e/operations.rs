@@ -74,22 +74,52 @@ async fn survives_an_api_server_restart() {
         return;
     };
     let t = Setup::new().await;
-    let operator = t.operator(t.config(&moto::endpoint())).await;
+    let mut config = t.config(&moto::endpoint());
+    config.resync = Duration::from_secs(2);
+    let operator = t.operator(config).await;
     let api = t.api();
-    t.create("before", totp(&moto::create_pool(REGION).await)).await;
+    let pool = moto::create_pool(REGION).await;
+    t.create("before", totp(&pool)).await;
     wait_for_reason(&api, "before", "Applied").await;
 
+    // The API server goes away for five seconds; meanwhile the pool drifts.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/local-apiserver.sh");
-    let out = tokio::process::Command::new("bash")
-        .args([script, "restart-apiserver", &state])
-        .output()
-        .await
-        .unwrap();
+    let restart = tokio::process::Command::new("bash")
+        .args([script, "restart-apiserver", &state, "5"])
+        .output();
+    let restart = tokio::spawn(restart);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    moto::set_mode_out_of_band(
+        REGION,
+        &pool,
+        aws_sdk_cognitoidentityprovider::types::UserPoolMfaType::Off,
+    )
+    .await;
+    let out = restart.await.unwrap().unwrap();
     assert!(
         out.status.success(),
         "restart failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The drift is corrected (the AWS side does not need the API server), and the status says so
+    // once the server is back.
+    wait(Duration::from_secs(60), "the drift to be corrected", || async {
+        let mode = moto::mfa_config(REGION, &pool).await.mfa_configuration;
+        (mode == Some(aws_sdk_cognitoidentityprovider::types::UserPoolMfaType::Optional)).then_some(())
+    })
+    .await;
+    let p = wait(
+        Duration::from_secs(60),
+        "the status after the restart",
+        || async {
+            let p = api.get("before").await.ok()?;
+            let drift = p.status.as_ref()?.drift.clone()?;
+            drift.fields.contains(&"mfaConfiguration".to_owned()).then_some(p)
+        },
+    )
+    .await;
+    assert_eq!(crate::harness::condition(&p, "Ready").unwrap().0, "True");
 
     // The operator's watch re-establishes itself: a policy created after the restart is handled.
     t.create("after", totp(&moto::create_pool(REGION).await)).await;

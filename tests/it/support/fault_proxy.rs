@@ -1,6 +1,7 @@
 //! A small HTTP fault proxy on loopback, between the SDK and moto: it forwards every request,
-//! except those a test told it to answer with a fault (throttling, an internal error, a reset
-//! connection) or to delay. It counts every request it receives, per operation.
+//! except those a test told it to answer with a fault (throttling, any AWS error, a reset
+//! connection) or to delay. It counts every request it receives, per operation. Bounded: it
+//! listens on loopback only, forwards to loopback only, and refuses bodies above 1 MiB.
 
 use std::{
     collections::HashMap,
@@ -58,6 +59,10 @@ impl Drop for FaultProxy {
 impl FaultProxy {
     /// Starts a proxy on a free loopback port in front of `upstream` (an http:// URL).
     pub async fn start(upstream: &str) -> Self {
+        assert!(
+            upstream.starts_with("http://127.0.0.1:") || upstream.starts_with("http://localhost:"),
+            "the fault proxy forwards to loopback only: {upstream}"
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port is free");
@@ -180,7 +185,11 @@ async fn handle(
         None => {}
     }
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(|_| Reset)?.to_bytes();
+    let body = http_body_util::Limited::new(body, 1 << 20)
+        .collect()
+        .await
+        .map_err(|_| Reset)?
+        .to_bytes();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut forward = Request::builder()
         .method(parts.method)
