@@ -117,7 +117,8 @@ pub struct RunArgs {
     /// across deployments.
     #[arg(long, env = "COGNITO_MFA_LABEL_SELECTOR", value_name = "SELECTOR")]
     pub label_selector: Option<String>,
-    /// How often each pool is checked for drift (spread by up to a tenth either way).
+    /// How often each pool is checked for drift (each policy at its own phase of the interval,
+    /// so that a fleet's checks spread evenly).
     #[arg(long, env = "COGNITO_MFA_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub resync_interval: Duration,
     /// How often a policy that waits on a person (invalid spec, access denied, missing pool or

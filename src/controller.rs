@@ -10,7 +10,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use futures::{StreamExt, channel::mpsc};
@@ -53,7 +53,7 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// Watch only policies matching this label selector (shards a fleet across deployments).
     pub label_selector: Option<String>,
-    /// How often each pool is checked for drift (with jitter of up to a tenth either way).
+    /// How often each pool is checked for drift (each policy at its own phase of the interval).
     pub resync_interval: Duration,
     /// How often a policy waiting on a person (bad spec, denied access, missing pool) is
     /// rechecked when nothing triggers it.
@@ -336,11 +336,6 @@ impl Context {
         lock(&self.failures).remove(&p.uid().unwrap_or_default());
     }
 
-    /// `interval` with up to a tenth of jitter either way, so periodic checks of a fleet spread.
-    fn jittered(&self, interval: Duration) -> Duration {
-        interval.mul_f64(rand::rng().random_range(0.9..=1.1))
-    }
-
     async fn publish(
         &self,
         p: &CognitoMfaPolicy,
@@ -576,6 +571,28 @@ fn aws_error(p: &CognitoMfaPolicy, ctx: &Context, e: CallError) -> Found {
     }
 }
 
+/// How long until the periodic check of `p`: once per `interval`, at the policy's own phase of
+/// the cycle (a hash of its UID). However the policies of a fleet were created or the operator
+/// (re)started, their checks spread evenly over the interval, and a restarted or another replica
+/// keeps the same phases. Never sooner than half an interval, nor later than one and a half.
+fn next_check(p: &CognitoMfaPolicy, interval: Duration, now: SystemTime) -> Duration {
+    next_check_at(&p.uid().unwrap_or_default(), interval, now)
+}
+
+fn next_check_at(uid: &str, interval: Duration, now: SystemTime) -> Duration {
+    let period = interval.as_millis().max(2) as u64;
+    let mut h = DefaultHasher::new();
+    uid.hash(&mut h);
+    let phase = h.finish() % period;
+    let position =
+        (now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() % u128::from(period)) as u64;
+    let mut wait = (phase + period - position) % period;
+    if wait < period / 2 {
+        wait += period;
+    }
+    Duration::from_millis(wait)
+}
+
 /// When to look at the policy again.
 fn requeue(p: &CognitoMfaPolicy, ctx: &Context, found: &Found) -> Action {
     let s = &ctx.settings;
@@ -586,14 +603,16 @@ fn requeue(p: &CognitoMfaPolicy, ctx: &Context, found: &Found) -> Action {
             Retry::ForAWhile if !given_up => {
                 ctx.backoff(p, s.timing.sms_role_retry_base, s.timing.sms_role_retry_cap)
             }
-            Retry::ForAWhile | Retry::Terminal | Retry::Gone => ctx.jittered(s.stalled_recheck_interval),
+            Retry::ForAWhile | Retry::Terminal | Retry::Gone => {
+                next_check(p, s.stalled_recheck_interval, SystemTime::now())
+            }
         },
         Found::InvalidSpec { .. } | Found::PrerequisiteMissing { .. } => {
-            ctx.jittered(s.stalled_recheck_interval)
+            next_check(p, s.stalled_recheck_interval, SystemTime::now())
         }
         _ => {
             ctx.succeeded(p);
-            ctx.jittered(s.resync_interval)
+            next_check(p, s.resync_interval, SystemTime::now())
         }
     };
     Action::requeue(after)
@@ -822,6 +841,39 @@ async fn run_elected(
         Err(e) => {
             warn!(error = %e, "the lease manager ended abnormally");
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_checks_are_spread_evenly_over_the_interval() {
+        let interval = Duration::from_secs(600);
+        let start = SystemTime::now();
+        // A thousand policies checked at the same moment: when do they come next?
+        let due: Vec<Duration> = (0..1000)
+            .map(|i| {
+                let wait = next_check_at(&format!("uid-{i}"), interval, start);
+                assert!(wait >= interval / 2 && wait < interval * 3 / 2, "{wait:?}");
+                wait
+            })
+            .collect();
+        // Spread over one interval: at most a few per tenth of it (100 on average).
+        let mut buckets = [0usize; 10];
+        for d in &due {
+            let offset = (d.as_secs_f64() - 300.0).rem_euclid(600.0);
+            buckets[(offset / 60.0) as usize % 10] += 1;
+        }
+        assert!(buckets.iter().all(|&b| (60..=140).contains(&b)), "{buckets:?}");
+        // Once in its phase, a policy is checked exactly once per interval.
+        for i in 0..20 {
+            let uid = format!("uid-{i}");
+            let first = next_check_at(&uid, interval, start);
+            let second = next_check_at(&uid, interval, start + first);
+            assert_eq!(second, interval);
         }
     }
 }
