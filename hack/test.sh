@@ -32,10 +32,12 @@ hack/dockerfile-lint.sh
 echo "--- the release binary, built as the Dockerfile builds it" >&2
 # The same build context as the image's (.dockerignore allows Cargo.toml, Cargo.lock and src/
 # only) and the same command. The context lives under target/ so that a second run is incremental.
+# Its target directory is the clone's, so that the benchmark below reuses the compiled
+# dependencies.
 context=target/docker-context
 rm -rf "$context/src" && mkdir -p "$context" && cp -r Cargo.toml Cargo.lock src "$context/"
-(cd "$context" && cargo build --release --locked --quiet)
-binary="$context/target/release/cognito-mfa-operator"
+(cd "$context" && CARGO_TARGET_DIR=../../target cargo build --release --locked --quiet)
+binary=target/release/cognito-mfa-operator
 "$binary" --help >/dev/null
 "$binary" crd | cmp - crds/cognitomfapolicies.cognitomfa.io.yaml
 echo "release binary: $(du -h "$binary" | cut -f1) (stripped)" >&2
@@ -86,3 +88,7 @@ else
   cargo test --locked --no-fail-fast "$@" -- --skip survives_an_api_server_restart
   cargo test --locked --test e2e -- --exact operations::survives_an_api_server_restart
 fi
+
+echo "--- benchmarks, reduced (hack/bench.sh runs them at full size; see BENCHMARKS.md)" >&2
+CMO_MOTO_STATE="$state/moto" cargo bench --locked --bench fleet -- \
+  --policies 200 --large 0 --latency-samples 20 --steady-interval 10

@@ -40,6 +40,8 @@ struct State {
     rules: Mutex<Vec<Rule>>,
     seen: Mutex<HashMap<String, usize>>,
     arrivals: Mutex<Vec<(String, Instant)>>,
+    /// (operation, user pool, arrival) of every request that names a pool.
+    pool_arrivals: Mutex<Vec<(String, String, Instant)>>,
 }
 
 /// A running proxy; it stops when dropped.
@@ -117,6 +119,16 @@ impl FaultProxy {
             .collect()
     }
 
+    /// When each request of `operation` for `pool` reached the proxy, in order.
+    pub fn arrivals_for(&self, operation: &str, pool: &str) -> Vec<Instant> {
+        let arrivals = self.state.pool_arrivals.lock().unwrap();
+        arrivals
+            .iter()
+            .filter(|(op, p, _)| op == operation && p == pool)
+            .map(|(_, _, t)| *t)
+            .collect()
+    }
+
     /// How many requests of `operation` reached the proxy (faulted or not).
     pub fn seen(&self, operation: &str) -> usize {
         self.state
@@ -190,6 +202,16 @@ async fn handle(
         .await
         .map_err(|_| Reset)?
         .to_bytes();
+    if let Some(pool) = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|b| b.get("UserPoolId").and_then(|p| p.as_str()).map(str::to_owned))
+    {
+        state
+            .pool_arrivals
+            .lock()
+            .unwrap()
+            .push((operation.clone(), pool, Instant::now()));
+    }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut forward = Request::builder()
         .method(parts.method)

@@ -82,19 +82,16 @@ impl Drop for TempFile {
 
 /// GET `url` (plain HTTP on loopback): status code and body.
 pub async fn http_get(url: &str) -> (u16, String) {
+    try_http_get(url).await.expect("the server answers")
+}
+
+/// GET `url` (plain HTTP on loopback): status code and body, or `None` when nothing answers.
+pub async fn try_http_get(url: &str) -> Option<(u16, String)> {
     use http_body_util::{BodyExt, Empty};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<bytes::Bytes>>();
-    let resp = client
-        .get(url.parse().unwrap())
-        .await
-        .expect("the server answers");
+    let resp = client.get(url.parse().unwrap()).await.ok()?;
     let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("the body arrives")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }

@@ -1,0 +1,579 @@
+//! Fleet benchmarks: the operator (the release binary, as a process of its own) against a real
+//! Kubernetes API server and moto's server, both on loopback (hack/bench.sh starts them).
+//!
+//!   cargo bench --bench fleet -- [--policies N] [--large N] [--write-rps R] [--latency-samples K]
+//!                                [--steady-interval SECONDS] [--only fleet|latency|large] [--out FILE]
+//!
+//! It measures what BENCHMARKS.md reports: the cost of a steady-state drift check, convergence
+//! time against the write budget's bound, the budget itself, the latency from a spec change to
+//! Cognito's write, and the operator's footprint. Figures are counts and ratios; wall-clock
+//! times are reported next to the bound they are compared with.
+
+#[path = "../../tests/it/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "../../tests/e2e/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    time::{Duration, Instant},
+};
+
+use aws_sdk_cognitoidentityprovider::types as aws;
+use futures::{StreamExt, stream};
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use crate::{
+    harness::{TestNamespace, policy},
+    support::{fault_proxy::FaultProxy, moto},
+};
+
+const REGION: &str = "eu-west-1";
+const GET: &str = "GetUserPoolMfaConfig";
+const SET: &str = "SetUserPoolMfaConfig";
+
+struct Args {
+    policies: usize,
+    large: usize,
+    write_rps: u32,
+    latency_samples: usize,
+    only: Option<String>,
+    steady_interval: u64,
+    out: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        policies: 1000,
+        large: 10_000,
+        write_rps: 20,
+        latency_samples: 100,
+        only: None,
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--policies" => a.policies = value().parse().unwrap(),
+            "--large" => a.large = value().parse().unwrap(),
+            "--write-rps" => a.write_rps = value().parse().unwrap(),
+            "--latency-samples" => a.latency_samples = value().parse().unwrap(),
+            "--out" => a.out = Some(value()),
+            "--steady-interval" => a.steady_interval = value().parse().unwrap(),
+            // One scenario only: fleet, latency or large.
+            "--only" => a.only = Some(value()),
+            // cargo bench passes --bench.
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+/// The operator's binary running as a process, with its metrics endpoint.
+struct Operator {
+    child: tokio::process::Child,
+    metrics: String,
+    started: Instant,
+}
+
+impl Operator {
+    fn spawn(namespace: &str, endpoint: &str, extra: &[&str]) -> Self {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"))
+            .args(["run", "--namespace", namespace, "--endpoint-url", endpoint])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the operator starts");
+        Self {
+            child,
+            metrics: format!("http://127.0.0.1:{port}"),
+            started: Instant::now(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    async fn metrics(&self) -> BTreeMap<String, f64> {
+        let url = format!("{}/metrics", self.metrics);
+        let Ok(Some((_, body))) =
+            tokio::time::timeout(Duration::from_secs(5), support::try_http_get(&url)).await
+        else {
+            return BTreeMap::new();
+        };
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    async fn metric_sum(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .await
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    async fn ready(&self) -> bool {
+        let url = format!("{}/readyz", self.metrics);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), support::try_http_get(&url)).await,
+            Ok(Some((200, _)))
+        )
+    }
+
+    async fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident memory of a process, in MiB (VmHWM).
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The PID in a pid file of the local API server's or moto's state directory.
+fn pid_file(path: &str) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// CPU seconds of the servers the operator talks to, when this machine runs them.
+fn server_cpu() -> BTreeMap<&'static str, f64> {
+    let mut out = BTreeMap::new();
+    if let Ok(state) = std::env::var("CMO_APISERVER_STATE") {
+        for (name, file) in [("kube-apiserver", "kube-apiserver.pid"), ("etcd", "etcd.pid")] {
+            if let Some(pid) = pid_file(&format!("{state}/{file}")) {
+                out.insert(name, cpu_seconds(pid));
+            }
+        }
+    }
+    if let Some(pid) = std::env::var("CMO_MOTO_STATE")
+        .ok()
+        .and_then(|s| pid_file(&format!("{s}/moto.pid")))
+    {
+        out.insert("moto", cpu_seconds(pid));
+    }
+    out
+}
+
+fn cpu_delta(before: &BTreeMap<&'static str, f64>, after: &BTreeMap<&'static str, f64>) -> String {
+    after
+        .iter()
+        .map(|(k, v)| format!("{k} {:.1} s", v - before.get(k).copied().unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The most requests that arrived within any one-second window.
+fn max_per_second(arrivals: &[Instant]) -> usize {
+    let mut sorted = arrivals.to_vec();
+    sorted.sort();
+    (0..sorted.len())
+        .map(|i| {
+            sorted[i..]
+                .iter()
+                .take_while(|t| t.duration_since(sorted[i]) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Creates `n` pools (configured like the policies when `in_sync`) and `n` policies for them.
+async fn fleet(ns: &TestNamespace, n: usize, in_sync: bool) -> Vec<(String, String)> {
+    let started = Instant::now();
+    let pools: Vec<String> = stream::iter(0..n)
+        .map(|_| async move {
+            let pool = moto::create_pool(REGION).await;
+            if in_sync {
+                moto::client(REGION)
+                    .await
+                    .set_user_pool_mfa_config()
+                    .user_pool_id(&pool)
+                    .mfa_configuration(aws::UserPoolMfaType::Optional)
+                    .software_token_mfa_configuration(
+                        aws::SoftwareTokenMfaConfigType::builder().enabled(true).build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            pool
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let api = ns.policies();
+    let names: Vec<(String, String)> = pools
+        .into_iter()
+        .enumerate()
+        .map(|(i, pool)| (format!("p{i:05}"), pool))
+        .collect();
+    stream::iter(names.clone())
+        .map(|(name, pool)| {
+            let api = api.clone();
+            async move {
+                let mut p = policy(
+                    &name,
+                    "bench",
+                    json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL",
+                    "softwareTokenMfaConfiguration": {"enabled": true}}),
+                );
+                p.metadata.labels = None;
+                api.create(&PostParams::default(), &p).await.unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    eprintln!("fleet of {n} created in {:.0?}", started.elapsed());
+    names
+}
+
+/// Waits until the operator reports `n` policies with Ready reason `reason`; the time it took.
+async fn until_reason(op: &Operator, reason: &str, n: usize, limit: Duration) -> Duration {
+    let key = format!("cognito_mfa_policies{{reason=\"{reason}\"}}");
+    loop {
+        let have = op.metrics().await.get(&key).copied().unwrap_or(0.0) as usize;
+        if have >= n {
+            return op.started.elapsed();
+        }
+        assert!(
+            op.started.elapsed() < limit,
+            "only {have} of {n} policies reached {reason} in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+struct Report(String);
+
+impl Report {
+    fn line(&mut self, s: impl AsRef<str>) {
+        println!("{}", s.as_ref());
+        let _ = writeln!(self.0, "{}", s.as_ref());
+    }
+}
+
+/// Convergence: `n` policies all needing a change, the write budget `r`.
+async fn convergence(
+    report: &mut Report,
+    client: &kube::Client,
+    n: usize,
+    r: u32,
+) -> (TestNamespace, FaultProxy, Vec<(String, String)>) {
+    let ns = TestNamespace::new(client).await;
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    let names = fleet(&ns, n, false).await;
+    let reads = 2 * r + 10;
+    let servers_before = server_cpu();
+    let op = Operator::spawn(
+        &ns.name,
+        &proxy.url,
+        &[
+            "--aws-write-rps",
+            &r.to_string(),
+            "--aws-read-rps",
+            &reads.to_string(),
+            "--concurrency",
+            "64",
+            "--resync-interval",
+            "2h",
+        ],
+    );
+    let took = until_reason(&op, "Applied", n, Duration::from_secs(3600)).await;
+    let bound = Duration::from_secs_f64(n as f64 / f64::from(r));
+    let (sets, gets) = (proxy.seen(SET), proxy.seen(GET));
+    let (cpu, rss) = (cpu_seconds(op.pid()), peak_rss_mib(op.pid()));
+    let writes = op.metric_sum("cognito_mfa_kubernetes_writes_total").await;
+    let servers = cpu_delta(&servers_before, &server_cpu());
+    report.line(format!(
+        "### Convergence: {n} policies, all needing a change, write budget {r}/s"
+    ));
+    report.line(format!(
+        "- time to all Ready: {took:.1?}; bound N/R = {bound:.1?}; **ratio {:.3}**",
+        took.as_secs_f64() / bound.as_secs_f64()
+    ));
+    report.line(format!("- AWS calls: {sets} SetUserPoolMfaConfig ({:.2} per policy), {gets} GetUserPoolMfaConfig ({:.2} per policy)", sets as f64 / n as f64, gets as f64 / n as f64));
+    report.line(format!(
+        "- budget: at most {} writes in any second (budget {r}), at most {} reads (budget {reads})",
+        max_per_second(&proxy.arrivals(SET)),
+        max_per_second(&proxy.arrivals(GET))
+    ));
+    report.line(format!(
+        "- Kubernetes writes: {writes} ({:.2} per policy: adoptedFrom, status, event)",
+        writes / n as f64
+    ));
+    report.line(format!(
+        "- CPU: operator {cpu:.1} s; {servers}. Operator peak RSS {rss:.1} MiB"
+    ));
+    report.line("");
+    op.stop().await;
+    (ns, proxy, names)
+}
+
+/// Steady state: a fleet in sync, checked every `interval`, over two full intervals.
+async fn steady_state(
+    report: &mut Report,
+    ns: &TestNamespace,
+    proxy: &FaultProxy,
+    n: usize,
+    interval: Duration,
+) {
+    let reads = (n as f64 / interval.as_secs_f64() * 2.0).ceil() as u32 + 5;
+    let op = Operator::spawn(
+        &ns.name,
+        &proxy.url,
+        &[
+            "--aws-read-rps",
+            &reads.to_string(),
+            "--resync-interval",
+            &format!("{}s", interval.as_secs()),
+        ],
+    );
+    // The first pass after a start checks every policy once.
+    loop {
+        if op.metric_sum("cognito_mfa_reconciles_total").await >= n as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let api: Api<cognito_mfa_operator::api::CognitoMfaPolicy> = ns.policies();
+    let versions = |list: Vec<cognito_mfa_operator::api::CognitoMfaPolicy>| -> BTreeMap<String, String> {
+        list.into_iter()
+            .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+            .collect()
+    };
+    let rv_before = versions(api.list(&ListParams::default()).await.unwrap().items);
+    let m0 = op.metrics().await;
+    let (gets0, sets0) = (proxy.seen(GET), proxy.seen(SET));
+    let window_start = Instant::now();
+    tokio::time::sleep(interval * 2).await;
+    let m1 = op.metrics().await;
+    let (gets, sets) = (proxy.seen(GET) - gets0, proxy.seen(SET) - sets0);
+    let sum = |m: &BTreeMap<String, f64>, prefix: &str| -> f64 {
+        m.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let checks = sum(&m1, "cognito_mfa_reconciles_total") - sum(&m0, "cognito_mfa_reconciles_total");
+    let kube_writes =
+        sum(&m1, "cognito_mfa_kubernetes_writes_total") - sum(&m0, "cognito_mfa_kubernetes_writes_total");
+    let rv_after = versions(api.list(&ListParams::default()).await.unwrap().items);
+    let changed = rv_before
+        .iter()
+        .filter(|(k, v)| rv_after.get(*k) != Some(*v))
+        .count();
+    // The drift checks' spread: requests per second within the window.
+    let in_window: Vec<Instant> = proxy
+        .arrivals(GET)
+        .into_iter()
+        .filter(|t| *t >= window_start)
+        .collect();
+    let mut per_second = BTreeMap::<u64, usize>::new();
+    for t in &in_window {
+        *per_second
+            .entry(t.duration_since(window_start).as_secs())
+            .or_default() += 1;
+    }
+    let seconds = (interval * 2).as_secs();
+    let counts: Vec<usize> = (0..seconds)
+        .map(|s| per_second.get(&s).copied().unwrap_or(0))
+        .collect();
+    let mean = in_window.len() as f64 / seconds as f64;
+    report.line(format!(
+        "### Steady state: {n} policies in sync, drift check every {interval:?}, measured over {:?}",
+        interval * 2
+    ));
+    report.line(format!("- drift checks: {checks}; GetUserPoolMfaConfig: {gets} (**{:.3} per check**); SetUserPoolMfaConfig: **{sets}**", gets as f64 / checks.max(1.0)));
+    report.line(format!("- Kubernetes writes: **{kube_writes}** (metric); objects whose resourceVersion changed: **{changed}** of {n}"));
+    report.line(format!(
+        "- spread: {mean:.1} checks per second on average (N/interval = {:.1}); busiest second {}, quietest {}; budget {reads}/s",
+        n as f64 / interval.as_secs_f64(),
+        counts.iter().max().unwrap_or(&0),
+        counts.iter().min().unwrap_or(&0)
+    ));
+    report.line(format!(
+        "- operator CPU over the window and the start: {:.1} s; peak RSS {:.1} MiB",
+        cpu_seconds(op.pid()),
+        peak_rss_mib(op.pid())
+    ));
+    report.line("");
+    op.stop().await;
+}
+
+/// Latency from a spec change to the SetUserPoolMfaConfig call, with an idle operator.
+async fn latency(report: &mut Report, client: &kube::Client, samples: usize) {
+    let ns = TestNamespace::new(client).await;
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    let names = fleet(&ns, samples.min(100), true).await;
+    let op = Operator::spawn(
+        &ns.name,
+        &proxy.url,
+        &["--resync-interval", "2h", "--aws-write-rps", "10"],
+    );
+    // Idle: every policy checked once, nothing left to do.
+    loop {
+        if op.metric_sum("cognito_mfa_reconciles_total").await >= names.len() as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let api = ns.policies();
+    let mut latencies = Vec::new();
+    for i in 0..samples {
+        let (name, pool) = &names[i % names.len()];
+        let round = i / names.len();
+        // OPTIONAL <-> OFF: neither direction needs approval.
+        let patch = if round % 2 == 0 {
+            json!({"spec": {"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null}})
+        } else {
+            json!({"spec": {"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}})
+        };
+        let before = proxy.arrivals_for(SET, pool).len();
+        let sent = Instant::now();
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let set = loop {
+            let arrivals = proxy.arrivals_for(SET, pool);
+            if arrivals.len() > before {
+                break arrivals[before];
+            }
+            assert!(sent.elapsed() < Duration::from_secs(30), "no write for {name}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        latencies.push(set.duration_since(sent));
+        // Idle again before the next change: the read-back done, the budget's buckets refilled.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    latencies.sort();
+    let pct =
+        |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    report.line(format!(
+        "### Latency: spec change to SetUserPoolMfaConfig, idle operator, {samples} changes"
+    ));
+    report.line(format!(
+        "- **p50 {:.0?}, p99 {:.0?}**, max {:.0?} (target p99 under 1 s)",
+        pct(0.5),
+        pct(0.99),
+        latencies.last().unwrap()
+    ));
+    report.line("");
+    op.stop().await;
+}
+
+/// Footprint with a large fleet already in sync: start-up and memory.
+async fn footprint(report: &mut Report, ns: &TestNamespace, proxy: &FaultProxy, n: usize) {
+    let op = Operator::spawn(
+        &ns.name,
+        &proxy.url,
+        &["--resync-interval", "2h", "--aws-read-rps", "15"],
+    );
+    while !op.ready().await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let to_ready = op.started.elapsed();
+    let rss_at_ready = peak_rss_mib(op.pid());
+    // The first pass checks every policy once, at the read budget (15/s): sample a minute of it.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let checked = op.metric_sum("cognito_mfa_reconciles_total").await;
+    report.line(format!("### Footprint: {n} policies in the cache"));
+    report.line(format!(
+        "- start-up to /readyz (every policy listed and cached): **{to_ready:.1?}**"
+    ));
+    report.line(format!(
+        "- peak RSS: {rss_at_ready:.1} MiB at ready; **{:.1} MiB** after a minute of checks ({checked} policies checked at 15 reads/s)",
+        peak_rss_mib(op.pid())
+    ));
+    report.line(format!("- CPU: {:.1} s", cpu_seconds(op.pid())));
+    report.line("");
+    op.stop().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let client = harness::client().await;
+    harness::ensure_crd(&client).await;
+    let mut report = Report(String::new());
+    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_cognito-mfa-operator"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    report.line("## Results");
+    report.line(format!(
+        "Machine: {} cores; the operator's release binary: **{:.1} MiB** stripped.",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        binary as f64 / (1024.0 * 1024.0)
+    ));
+    report.line("");
+    let run = |name: &str| args.only.as_deref().is_none_or(|o| o == name);
+    if run("fleet") {
+        let (ns, proxy, _) = convergence(&mut report, &client, args.policies, args.write_rps).await;
+        // The fleet checked every minute (by default): N/60 checks a second.
+        steady_state(&mut report, &ns, &proxy, args.policies, Duration::from_secs(args.steady_interval)).await;
+        drop(ns);
+    }
+    if run("latency") {
+        latency(&mut report, &client, args.latency_samples).await;
+    }
+    if args.large > 0 && run("large") {
+        let large_rps = args.write_rps * 5 / 2;
+        let (ns, proxy, _) = convergence(&mut report, &client, args.large, large_rps).await;
+        footprint(&mut report, &ns, &proxy, args.large).await;
+        drop(ns);
+    }
+    if let Some(path) = args.out {
+        std::fs::write(&path, &report.0).unwrap();
+        eprintln!("report written to {path}");
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The fleet benchmarks (benches/fleet): the operator's release binary against a local Kubernetes
+# API server and moto's server, both on loopback, started here and stopped on exit.
+#
+#   hack/bench.sh [--policies N] [--large N] [--write-rps R] [--latency-samples K] [--out FILE]
+#
+# Defaults: 1,000 policies, then 10,000 (--large 0 skips them), write budget 20/s (50/s for the
+# large fleet), 100 latency samples. BENCHMARKS.md says what each figure means.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+state=$(mktemp -d)
+cleanup() {
+  hack/pytools.sh moto-stop "$state/moto"
+  hack/local-apiserver.sh stop "$state/kube" >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+MOTO_ENDPOINT=$(hack/pytools.sh moto-start "$state/moto")
+hack/local-apiserver.sh install
+KUBECONFIG=$(hack/local-apiserver.sh start "$state/kube" | tail -n 1)
+# The states let the benchmark report the servers' CPU time next to the operator's.
+export MOTO_ENDPOINT KUBECONFIG CMO_APISERVER_STATE="$state/kube" CMO_MOTO_STATE="$state/moto"
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true
+
+cargo bench --locked --bench fleet -- "$@"
