@@ -10,7 +10,6 @@
 //! times are reported next to the bound they are compared with.
 
 #[path = "../../tests/it/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "../../tests/e2e/harness.rs"]
@@ -57,6 +56,7 @@ fn args() -> Args {
         write_rps: 20,
         latency_samples: 100,
         only: None,
+        steady_interval: 60,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -560,7 +560,14 @@ async fn main() {
     if run("fleet") {
         let (ns, proxy, _) = convergence(&mut report, &client, args.policies, args.write_rps).await;
         // The fleet checked every minute (by default): N/60 checks a second.
-        steady_state(&mut report, &ns, &proxy, args.policies, Duration::from_secs(args.steady_interval)).await;
+        steady_state(
+            &mut report,
+            &ns,
+            &proxy,
+            args.policies,
+            Duration::from_secs(args.steady_interval),
+        )
+        .await;
         drop(ns);
     }
     if run("latency") {
