@@ -266,7 +266,7 @@ pub struct SmsConfiguration {
     /// Send SMS through AWS End User Messaging SMS instead of Amazon SNS. Unset: kept as the pool
     /// has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eums_sms: Option<EumsSmsConfiguration>,
+    pub eums_sms: Option<Box<EumsSmsConfiguration>>,
 }
 
 /// AWS End User Messaging SMS settings.
@@ -438,12 +438,12 @@ pub struct CognitoMfaPolicyStatus {
     /// The pool's live MFA configuration, normalised (absent factors are off, Cognito's defaults
     /// filled in); external IDs are left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed: Option<MfaSettings>,
+    pub observed: Option<Box<MfaSettings>>,
 
     /// The pool's configuration before the operator first wrote to it, used by deletionPolicy
     /// Restore; external IDs are left out (Restore keeps the pool's current ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adopted_from: Option<MfaSettings>,
+    pub adopted_from: Option<Box<MfaSettings>>,
 
     /// When the operator last read the pool's configuration successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -122,6 +122,8 @@ pub trait Observer: Send + Sync + fmt::Debug {
     /// An HTTP attempt was answered (every retry counts); `throttled` when Cognito answered
     /// `TooManyRequestsException`.
     fn attempt(&self, operation: Operation, throttled: bool);
+    /// The most requests (reads, or writes when `write`) a budget has let through in any second.
+    fn peak_rate(&self, write: bool, requests: usize);
 }
 
 impl Default for Options {
@@ -144,18 +146,50 @@ impl Default for Options {
 /// The rate budget of one account and region: one bucket for reads, one for writes.
 ///
 /// The buckets hold a single token, so calls are spaced evenly (1/rps apart) and no one-second
-/// window ever holds more than the configured rate, even right after an idle period.
+/// window ever holds more than the configured rate, even right after an idle period. Each also
+/// tracks the highest number of calls it let through in any second, for the metrics.
 struct Budget {
-    read: DefaultDirectRateLimiter,
-    write: DefaultDirectRateLimiter,
+    read: Bucket,
+    write: Bucket,
+}
+
+struct Bucket {
+    limiter: DefaultDirectRateLimiter,
+    /// Calls let through in the last second, and the most in any second so far.
+    recent: Mutex<(std::collections::VecDeque<std::time::Instant>, usize)>,
+}
+
+impl Bucket {
+    fn new(rps: NonZeroU32) -> Self {
+        Self {
+            limiter: RateLimiter::direct(Quota::per_second(rps).allow_burst(NonZeroU32::MIN)),
+            recent: Mutex::default(),
+        }
+    }
+
+    /// Waits for a token; returns the most calls let through in any second so far.
+    async fn acquire(&self) -> usize {
+        self.limiter.until_ready().await;
+        let now = std::time::Instant::now();
+        let mut recent = lock(&self.recent);
+        let (calls, peak) = &mut *recent;
+        calls.push_back(now);
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            calls.pop_front();
+        }
+        *peak = (*peak).max(calls.len());
+        *peak
+    }
 }
 
 impl Budget {
     fn new(read: NonZeroU32, write: NonZeroU32) -> Self {
-        let one = NonZeroU32::MIN;
         Self {
-            read: RateLimiter::direct(Quota::per_second(read).allow_burst(one)),
-            write: RateLimiter::direct(Quota::per_second(write).allow_burst(one)),
+            read: Bucket::new(read),
+            write: Bucket::new(write),
         }
     }
 }
@@ -207,10 +241,14 @@ impl HttpConnector for BudgetedConnector {
                 .headers()
                 .get("x-amz-target")
                 .and_then(Operation::of_target);
-            if operation == Some(Operation::Set) {
-                budget.write.until_ready().await
+            let write = operation == Some(Operation::Set);
+            let peak = if write {
+                budget.write.acquire().await
             } else {
-                budget.read.until_ready().await
+                budget.read.acquire().await
+            };
+            if let Some(observer) = &observer {
+                observer.peak_rate(write, peak);
             }
             let response = inner.call(request).await;
             if let (Some(observer), Some(operation), Ok(r)) = (&observer, operation, &response) {
@@ -526,14 +564,16 @@ fn from_aws_sms(c: aws::SmsConfigurationType) -> SmsConfiguration {
         sns_caller_arn: Some(c.sns_caller_arn).filter(|a| !a.is_empty()),
         external_id: c.external_id,
         sns_region: c.sns_region,
-        eums_sms: c.eums_sms.map(|e| EumsSmsConfiguration {
-            caller_arn: e.caller_arn,
-            external_id: e.external_id,
-            origination_identity: e.origination_identity,
-            configuration_set_name: e.configuration_set_name,
-            in_entity_id: e.in_entity_id,
-            in_template_id: e.in_template_id,
-            region: e.region,
+        eums_sms: c.eums_sms.map(|e| {
+            Box::new(EumsSmsConfiguration {
+                caller_arn: e.caller_arn,
+                external_id: e.external_id,
+                origination_identity: e.origination_identity,
+                configuration_set_name: e.configuration_set_name,
+                in_entity_id: e.in_entity_id,
+                in_template_id: e.in_template_id,
+                region: e.region,
+            })
         }),
     }
 }

@@ -232,6 +232,13 @@ pub async fn run(
         (failures.clone(), sms_role_since.clone(), unreported.clone());
     let stream = watcher(api, watch)
         .default_backoff()
+        // The cache keeps what reconciles read: not the managed fields (the larger part of an
+        // object), nor kubectl's copy of the last applied manifest.
+        .modify(|p| {
+            p.managed_fields_mut().clear();
+            p.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
         .reflect(writer)
         .inspect(move |event| {
             // Ready once the first full list is in the cache. (Waiting on the store instead
@@ -444,7 +451,7 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     };
     let mut prev = p.status.clone();
     if let Some(adopted) = adopted {
-        prev.get_or_insert_default().adopted_from = Some(adopted);
+        prev.get_or_insert_default().adopted_from = Some(Box::new(adopted));
     }
     let (status, reason) = status::next(prev.as_ref(), generation, &found, &now());
     let reason_before = status::ready_reason(p.status.as_ref());
@@ -538,9 +545,9 @@ async fn find_inner(
     // and must be recorded before that write: a crash after the write would lose it.
     if p.status.as_ref().and_then(|s| s.adopted_from.as_ref()).is_none() {
         let mut with_adoption = p.status.clone().unwrap_or_default();
-        with_adoption.adopted_from = Some(observed.redacted());
+        with_adoption.adopted_from = Some(Box::new(observed.redacted()));
         ctx.write_status(p, &with_adoption).await?;
-        *adopted = with_adoption.adopted_from;
+        *adopted = with_adoption.adopted_from.map(|a| *a);
     }
     let mut outcome = outcome;
     if let Err(e) = sync::write(&ctx.cognito, &target, &spec.settings, &mut outcome).await {
@@ -688,7 +695,7 @@ async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<R
         // MFA off; passkey settings, which the policy may not own, stay as they are.
         DeletionPolicy::Reset => Some(MfaSettings::default()),
         // Nothing to restore when the operator never wrote.
-        DeletionPolicy::Restore => restore,
+        DeletionPolicy::Restore => restore.map(|r| *r),
     };
     if let (Some(desired), Some(target)) = (desired, Target::of_spec(spec)) {
         // Deletion puts back what the owner chose; the guardrail does not hold it.

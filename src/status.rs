@@ -331,7 +331,7 @@ pub fn next(
     status.observed_generation = Some(generation);
 
     if let Some(observed) = found.observed() {
-        status.observed = Some(observed.redacted());
+        status.observed = Some(Box::new(observed.redacted()));
     }
     match found {
         Found::Written { .. } => status.last_sync_time = Some(now.clone()),

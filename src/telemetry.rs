@@ -66,6 +66,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriteLabels {
     kind: String,
 }
@@ -84,6 +89,7 @@ pub struct Metrics {
     policies: Family<ReasonLabels, Gauge>,
     kubernetes_writes: Family<WriteLabels, Counter>,
     leader: Gauge,
+    peak_rate: Family<KindLabels, Gauge>,
     ready_reasons: Mutex<HashMap<String, Reason>>,
 }
 
@@ -149,6 +155,12 @@ impl Default for Metrics {
             "1 when this instance reconciles (holds the lease, or runs without leader election)",
             leader.clone(),
         );
+        let peak_rate = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "aws_peak_requests_per_second",
+            "The most requests to Cognito let through in any second since the start, by kind (read, write), per account and region budget",
+            peak_rate.clone(),
+        );
         for reason in Reason::ALL {
             let _ = policies.get_or_create(&ReasonLabels {
                 reason: reason.as_str().to_owned(),
@@ -166,6 +178,7 @@ impl Default for Metrics {
             policies,
             kubernetes_writes,
             leader,
+            peak_rate,
             ready_reasons: Mutex::default(),
         }
     }
@@ -250,6 +263,17 @@ impl Observer for Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    fn peak_rate(&self, write: bool, requests: usize) {
+        let kind = if write { "write" } else { "read" };
+        let gauge = self.peak_rate.get_or_create(&KindLabels {
+            kind: kind.to_owned(),
+        });
+        let requests = i64::try_from(requests).unwrap_or(i64::MAX);
+        if gauge.get() < requests {
+            gauge.set(requests);
+        }
     }
 
     fn attempt(&self, operation: Operation, throttled: bool) {

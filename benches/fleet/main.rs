@@ -2,7 +2,7 @@
 //! Kubernetes API server and moto's server, both on loopback (hack/bench.sh starts them).
 //!
 //!   cargo bench --bench fleet -- [--policies N] [--large N] [--write-rps R] [--latency-samples K]
-//!                                [--steady-interval SECONDS] [--only fleet|latency|large] [--out FILE]
+//!                                [--steady-interval SECONDS] [--only fleet|latency|footprint|large] [--out FILE]
 //!
 //! It measures what BENCHMARKS.md reports: the cost of a steady-state drift check, convergence
 //! time against the write budget's bound, the budget itself, the latency from a spec change to
@@ -69,7 +69,7 @@ fn args() -> Args {
             "--latency-samples" => a.latency_samples = value().parse().unwrap(),
             "--out" => a.out = Some(value()),
             "--steady-interval" => a.steady_interval = value().parse().unwrap(),
-            // One scenario only: fleet, latency or large.
+            // One scenario only: fleet, latency, footprint or large.
             "--only" => a.only = Some(value()),
             // cargo bench passes --bench.
             "--bench" => {}
@@ -333,6 +333,16 @@ async fn convergence(
     let (sets, gets) = (proxy.seen(SET), proxy.seen(GET));
     let (cpu, rss) = (cpu_seconds(op.pid()), peak_rss_mib(op.pid()));
     let writes = op.metric_sum("cognito_mfa_kubernetes_writes_total").await;
+    let metrics = op.metrics().await;
+    let peak = |kind: &str| {
+        metrics
+            .get(&format!(
+                "cognito_mfa_aws_peak_requests_per_second{{kind=\"{kind}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let (peak_reads, peak_writes) = (peak("read"), peak("write"));
     let servers = cpu_delta(&servers_before, &server_cpu());
     report.line(format!(
         "### Convergence: {n} policies, all needing a change, write budget {r}/s"
@@ -343,7 +353,8 @@ async fn convergence(
     ));
     report.line(format!("- AWS calls: {sets} SetUserPoolMfaConfig ({:.2} per policy), {gets} GetUserPoolMfaConfig ({:.2} per policy)", sets as f64 / n as f64, gets as f64 / n as f64));
     report.line(format!(
-        "- budget: at most {} writes in any second (budget {r}), at most {} reads (budget {reads})",
+                "- budget: the operator let through at most **{peak_writes} writes and {peak_reads} reads in any second** (budgets {r} and {reads}); \
+         at moto, after the loopback hop, at most {} writes and {} reads arrived within a second",
         max_per_second(&proxy.arrivals(SET)),
         max_per_second(&proxy.arrivals(GET))
     ));
@@ -385,6 +396,8 @@ async fn steady_state(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Every policy is in its phase of the interval one interval after the first pass.
+    tokio::time::sleep(interval).await;
     let api: Api<cognito_mfa_operator::api::CognitoMfaPolicy> = ns.policies();
     let versions = |list: Vec<cognito_mfa_operator::api::CognitoMfaPolicy>| -> BTreeMap<String, String> {
         list.into_iter()
@@ -572,6 +585,29 @@ async fn main() {
     }
     if run("latency") {
         latency(&mut report, &client, args.latency_samples).await;
+    }
+    if args.large > 0 && run("footprint") {
+        // The footprint alone: a large fleet already in sync.
+        let ns = TestNamespace::new(&client).await;
+        let proxy = FaultProxy::start(&moto::endpoint()).await;
+        fleet(&ns, args.large, true).await;
+        // A first operator reports on every policy, so that the cache holds full objects.
+        let first = Operator::spawn(
+            &ns.name,
+            &proxy.url,
+            &["--aws-read-rps", "100", "--concurrency", "32"],
+        );
+        while first.metric_sum("cognito_mfa_reconciles_total").await < args.large as f64 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        first.stop().await;
+        footprint(&mut report, &ns, &proxy, args.large).await;
+        if std::env::var("CMO_BENCH_KEEP").is_ok() {
+            eprintln!("kept namespace {}", ns.name);
+            std::mem::forget(ns);
+        } else {
+            drop(ns);
+        }
     }
     if args.large > 0 && run("large") {
         let large_rps = args.write_rps * 5 / 2;

@@ -158,6 +158,26 @@ fn fault_is_retried_by_the_sdk(fault: Fault) -> bool {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_cognito_only_slows_the_operator_down() {
+    let t = Setup::new().await;
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    // Every answer a third of a second late: slow, but within every timeout.
+    proxy.inject(GET, Fault::Delay(Duration::from_millis(300)), None);
+    proxy.inject(SET, Fault::Delay(Duration::from_millis(300)), None);
+    let operator = t.operator(t.config(&proxy.url)).await;
+    let pool = moto::create_pool(REGION).await;
+    t.create("slow", with_pool(&pool, totp())).await;
+    wait_for_reason(&t.api(), "slow", "Applied").await;
+    // One read, one write, one read back: nothing retried, nothing timed out.
+    assert_eq!((proxy.seen(GET), proxy.seen(SET)), (2, 1));
+    assert_eq!(
+        moto::mfa_config(REGION, &pool).await.mfa_configuration,
+        Some(UserPoolMfaType::Optional)
+    );
+    operator.stop().await;
+}
+
 /// The most requests that arrived within any `window`.
 fn max_in_window(arrivals: &[std::time::Instant], window: Duration) -> usize {
     (0..arrivals.len())

@@ -114,24 +114,39 @@ async fn steady_state_makes_no_writes() {
     t.create("steady", spec).await;
     let before = wait_for_reason(&api, "steady", "Applied").await;
 
-    let (gets, sets) = (
-        moto::calls(&pool, "GetUserPoolMfaConfig").await,
-        moto::calls(&pool, "SetUserPoolMfaConfig").await,
-    );
+    let sets = moto::calls(&pool, "SetUserPoolMfaConfig").await;
     let writes = operator.metric("cognito_mfa_kubernetes_writes_total{kind=\"status\"}");
     let event_count = t.events("steady").await.len();
-    let checks = |op: &Operator| op.metric("cognito_mfa_reconciles_total{result=\"Applied\"}");
-    let start = checks(&operator);
+    // Drift checks and Gets, read from the same instant of the operator's metrics.
+    let counts = |op: &Operator| {
+        let checks = op.metric("cognito_mfa_reconciles_total{result=\"Applied\"}");
+        let gets =
+            op.metric("cognito_mfa_aws_calls_total{operation=\"GetUserPoolMfaConfig\",outcome=\"ok\"}");
+        (checks, gets)
+    };
+    let (checks0, gets0) = counts(&operator);
     // At least five periodic drift checks.
     wait(Duration::from_secs(60), "five drift checks", || async {
-        (checks(&operator) >= start + 5.0).then_some(())
+        (counts(&operator).0 >= checks0 + 5.0).then_some(())
     })
     .await;
-
     let status_writes = operator.metric("cognito_mfa_kubernetes_writes_total{kind=\"status\"}");
-    let end = checks(&operator);
     // Stopping lets a check in flight finish, so the counts below are complete.
+    let metrics = operator.metrics.clone();
     operator.stop().await;
+    let (checks1, gets1) = {
+        let text = metrics.encode();
+        let value = |prefix: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        (
+            value("cognito_mfa_reconciles_total{result=\"Applied\"}"),
+            value("cognito_mfa_aws_calls_total{operation=\"GetUserPoolMfaConfig\",outcome=\"ok\"}"),
+        )
+    };
     let after = api.get("steady").await.unwrap();
     assert_eq!(
         after.resource_version(),
@@ -145,12 +160,12 @@ async fn steady_state_makes_no_writes() {
         sets,
         "no AWS writes"
     );
-    let new_gets = moto::calls(&pool, "GetUserPoolMfaConfig").await - gets;
-    let new_checks = (end - start) as usize;
-    // One Get per drift check. A check that was in flight when counting started has its Get
-    // before the window and its count inside it; one finishing at the end, the other way round.
+    let (new_checks, new_gets) = ((checks1 - checks0) as usize, (gets1 - gets0) as usize);
+    // One Get per drift check. A check in flight when counting started has its Get before the
+    // window and its count inside it.
+    assert!(new_checks >= 5, "{new_checks} checks");
     assert!(
-        new_gets.abs_diff(new_checks) <= 1 && new_checks >= 5,
+        new_checks == new_gets || new_checks == new_gets + 1,
         "{new_gets} Gets for {new_checks} checks"
     );
 }
