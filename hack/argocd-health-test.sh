@@ -27,6 +27,9 @@
 
 set -euo pipefail
 
+# shellcheck source=hack/private-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
+
 readonly PROG="${0##*/}"
 CACHE_ROOT="${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}"
 # Absolute, resolved before the cd below (a relative CMO_CACHE_DIR means the caller's).
@@ -58,52 +61,10 @@ need() {
 # install: Debian packages unpacked into $ROOT
 # ---------------------------------------------------------------------------
 
-# A private apt configuration: its own lists, cache and sources (a copy of the
-# system's), so that neither the system's package lists nor its cache change.
-# The same approach as hack/local-apiserver.sh, binary packages only.
+# The private apt configuration (hack/private-apt.sh), binary packages only.
 setup_private_apt() {
-  local apt_dir=$1
-  local SRC_LIST SRC_PARTS CONF_PARTS f
-  # The system's locations, from apt itself rather than assuming /etc/apt.
-  eval "$(env -u APT_CONFIG apt-config shell \
-    SRC_LIST Dir::Etc::sourcelist/f SRC_PARTS Dir::Etc::sourceparts/d CONF_PARTS Dir::Etc::parts/d)"
-
-  rm -rf "$apt_dir"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" \
-    "$apt_dir/sources.list.d" "$apt_dir/apt.conf.d"
-  for f in "$SRC_PARTS"*.sources "$SRC_PARTS"*.list; do
-    if [[ -f "$f" ]]; then cp "$f" "$apt_dir/sources.list.d/"; fi
-  done
-  if [[ -f "$SRC_LIST" ]]; then
-    cp "$SRC_LIST" "$apt_dir/sources.list.d/system-sources.list"
-  fi
-  compgen -G "$apt_dir/sources.list.d/*" >/dev/null ||
-    die "no apt sources found under $SRC_PARTS or $SRC_LIST"
-
-  # Keep the system's settings (proxies, ...) but none of the hooks that would
-  # refresh system-wide caches after an update.
-  if [[ -d "$CONF_PARTS" ]]; then
-    find "$CONF_PARTS" -maxdepth 1 -type f -exec cp {} "$apt_dir/apt.conf.d/" \;
-  fi
-  cat >"$apt_dir/apt.conf.d/zz-private-no-hooks" <<'EOF'
-#clear APT::Update::Post-Invoke-Success;
-#clear APT::Update::Post-Invoke;
-#clear DPkg::Pre-Invoke;
-#clear DPkg::Post-Invoke;
-EOF
-  cat >"$apt_dir/apt.conf" <<EOF
-Dir::State::Lists "$apt_dir/lists/";
-Dir::Cache "$apt_dir/cache/";
-Dir::Etc::SourceList "/dev/null";
-Dir::Etc::SourceParts "$apt_dir/sources.list.d/";
-Dir::Etc::Parts "$apt_dir/apt.conf.d/";
-EOF
-  # As root, apt hands downloads to the _apt user, which cannot write into a
-  # cache under root's home; the files are ours anyway.
-  if [[ $EUID -eq 0 ]]; then
-    echo 'APT::Sandbox::User "root";' >>"$apt_dir/apt.conf"
-  fi
-  export APT_CONFIG="$apt_dir/apt.conf"
+  rm -rf "$1"
+  private_apt "$1" || die "cannot set up a private apt configuration"
 }
 
 install() {

@@ -24,6 +24,9 @@
 
 set -euo pipefail
 
+# shellcheck source=hack/private-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
+
 readonly PROG="${0##*/}"
 CACHE_ROOT="${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}"
 # Absolute, because the build changes directories (and Go wants GOCACHE absolute).
@@ -89,62 +92,10 @@ run_logged() {
   fi
 }
 
-# A private apt configuration: its own lists, cache and sources (the system's
-# sources with deb-src added), so the system's apt state is never touched and
-# no root is needed for downloading.
+# The private apt configuration (hack/private-apt.sh), with source indexes for the Kubernetes
+# source package.
 setup_private_apt() {
-  local apt_dir="$KUBE_CACHE/apt"
-  local SRC_LIST SRC_PARTS CONF_PARTS f
-  # Read the system's locations from apt itself rather than assuming /etc/apt.
-  eval "$(env -u APT_CONFIG apt-config shell \
-    SRC_LIST Dir::Etc::sourcelist/f SRC_PARTS Dir::Etc::sourceparts/d CONF_PARTS Dir::Etc::parts/d)"
-
-  rm -rf "$apt_dir/sources.list.d" "$apt_dir/apt.conf.d"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" \
-    "$apt_dir/sources.list.d" "$apt_dir/apt.conf.d"
-
-  # deb822 files: ask for source indexes as well as binary ones.
-  for f in "$SRC_PARTS"*.sources; do
-    [[ -f "$f" ]] || continue
-    sed 's/^Types:.*/Types: deb deb-src/' "$f" >"$apt_dir/sources.list.d/${f##*/}"
-  done
-  # One-line files: every `deb` line gets a `deb-src` twin (existing deb-src
-  # lines are dropped so nothing is configured twice).
-  for f in "$SRC_LIST" "$SRC_PARTS"*.list; do
-    [[ -f "$f" ]] || continue
-    awk '/^[[:space:]]*deb-src[[:space:]]/ { next }
-         /^[[:space:]]*deb[[:space:]]/ { print; sub(/deb/, "deb-src"); print; next }' \
-      "$f" >"$apt_dir/sources.list.d/$(basename "$(dirname "$f")")-${f##*/}"
-  done
-  if ! compgen -G "$apt_dir/sources.list.d/*" >/dev/null; then
-    die "no apt sources found under $SRC_PARTS or $SRC_LIST"
-  fi
-
-  # Keep the system's settings (proxies, Check-Valid-Until, ...) but drop the
-  # hooks that would refresh system-wide caches after an update.
-  if [[ -d "$CONF_PARTS" ]]; then
-    find "$CONF_PARTS" -maxdepth 1 -type f -exec cp {} "$apt_dir/apt.conf.d/" \;
-  fi
-  cat >"$apt_dir/apt.conf.d/zz-private-no-hooks" <<'EOF'
-#clear APT::Update::Post-Invoke-Success;
-#clear APT::Update::Post-Invoke;
-#clear DPkg::Pre-Invoke;
-#clear DPkg::Post-Invoke;
-EOF
-
-  cat >"$apt_dir/apt.conf" <<EOF
-Dir::State::Lists "$apt_dir/lists/";
-Dir::Cache "$apt_dir/cache/";
-Dir::Etc::SourceList "/dev/null";
-Dir::Etc::SourceParts "$apt_dir/sources.list.d/";
-Dir::Etc::Parts "$apt_dir/apt.conf.d/";
-EOF
-  # As root apt would hand downloads to the _apt user, which cannot write into
-  # a cache under root's home; the files are ours anyway.
-  if [[ $EUID -eq 0 ]]; then
-    echo 'APT::Sandbox::User "root";' >>"$apt_dir/apt.conf"
-  fi
-  export APT_CONFIG="$apt_dir/apt.conf"
+  private_apt "$KUBE_CACHE/apt" deb-src || die "cannot set up a private apt configuration"
 }
 
 download_sources() {

@@ -32,7 +32,10 @@ use serde_json::json;
 
 use crate::{
     harness::{TestNamespace, policy},
-    support::{fault_proxy::FaultProxy, moto},
+    support::{
+        fault_proxy::{FaultProxy, max_in_window},
+        moto,
+    },
 };
 
 const REGION: &str = "eu-west-1";
@@ -211,21 +214,6 @@ fn cpu_delta(before: &BTreeMap<&'static str, f64>, after: &BTreeMap<&'static str
         .join(", ")
 }
 
-/// The most requests that arrived within any one-second window.
-fn max_per_second(arrivals: &[Instant]) -> usize {
-    let mut sorted = arrivals.to_vec();
-    sorted.sort();
-    (0..sorted.len())
-        .map(|i| {
-            sorted[i..]
-                .iter()
-                .take_while(|t| t.duration_since(sorted[i]) < Duration::from_secs(1))
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 /// Creates `n` pools (configured like the policies when `in_sync`) and `n` policies for them.
 async fn fleet(ns: &TestNamespace, n: usize, in_sync: bool) -> Vec<(String, String)> {
     let started = Instant::now();
@@ -355,8 +343,8 @@ async fn convergence(
     report.line(format!(
                 "- budget: the operator let through at most **{peak_writes} writes and {peak_reads} reads in any second** (budgets {r} and {reads}); \
          at moto, after the loopback hop, at most {} writes and {} reads arrived within a second",
-        max_per_second(&proxy.arrivals(SET)),
-        max_per_second(&proxy.arrivals(GET))
+        max_in_window(&proxy.arrivals(SET), Duration::from_secs(1)),
+        max_in_window(&proxy.arrivals(GET), Duration::from_secs(1))
     ));
     report.line(format!(
         "- Kubernetes writes: {writes} ({:.2} per policy: adoptedFrom, status, event)",

@@ -19,7 +19,7 @@ use crate::{
     harness::{Operator, Setup, condition, policy, wait, wait_for_reason},
     support::{
         cases,
-        fault_proxy::{Fault, FaultProxy},
+        fault_proxy::{Fault, FaultProxy, max_in_window},
         kube_proxy::KubeProxy,
         moto,
     },
@@ -176,19 +176,6 @@ async fn a_slow_cognito_only_slows_the_operator_down() {
         Some(UserPoolMfaType::Optional)
     );
     operator.stop().await;
-}
-
-/// The most requests that arrived within any `window`.
-fn max_in_window(arrivals: &[std::time::Instant], window: Duration) -> usize {
-    (0..arrivals.len())
-        .map(|i| {
-            arrivals[i..]
-                .iter()
-                .take_while(|t| t.duration_since(arrivals[i]) < window)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]

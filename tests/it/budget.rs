@@ -5,20 +5,11 @@ use std::time::Duration;
 
 use cognito_mfa_operator::cognito::{Cognito, Options, Role, Target};
 
-use crate::support::{TempFile, cli, fault_proxy::FaultProxy, moto};
-
-/// The most requests that arrived within any window of `window`.
-fn max_in_window(arrivals: &[std::time::Instant], window: Duration) -> usize {
-    (0..arrivals.len())
-        .map(|i| {
-            arrivals[i..]
-                .iter()
-                .take_while(|t| t.duration_since(arrivals[i]) < window)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
+use crate::support::{
+    TempFile, cli,
+    fault_proxy::{FaultProxy, max_in_window},
+    moto,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_stay_within_the_read_budget() {

@@ -240,3 +240,18 @@ fn aws_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
         .body(Full::new(Bytes::from(body)))
         .unwrap()
 }
+
+/// The most requests that arrived within any `window` (the arrivals in any order).
+pub fn max_in_window(arrivals: &[Instant], window: Duration) -> usize {
+    let mut sorted = arrivals.to_vec();
+    sorted.sort();
+    (0..sorted.len())
+        .map(|i| {
+            sorted[i..]
+                .iter()
+                .take_while(|t| t.duration_since(sorted[i]) < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
