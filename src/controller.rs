@@ -439,7 +439,8 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     }
     let generation = p.meta().generation.unwrap_or_default();
     let uid = p.uid().unwrap_or_default();
-    let (found, adopted) = find(p, ctx).await?;
+    let mut adopted = None;
+    let found = find(p, ctx, &mut adopted).await?;
     // A write whose report never reached the API server (it was away, or refused the status)
     // is reported now, once the pool is seen in sync: the status and the event are not lost.
     let unreported = lock(&ctx.unreported).remove(&uid);
@@ -461,22 +462,15 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
         }
         return Err(e);
     }
-    ctx.metrics
-        .policy_reason(&p.uid().unwrap_or_default(), Some(reason));
+    ctx.metrics.policy_reason(&uid, Some(reason));
     report(p, ctx, &found, reason, reason_before).await;
     Ok((requeue(p, ctx, &found), Some(reason)))
 }
 
 /// Finds out where the policy stands: validation, ownership, then one pass against the pool
-/// (which writes to it when the plan says so). Also returns the configuration recorded as
+/// (which writes to it when the plan says so). Sets `adopted` to the configuration recorded as
 /// `adoptedFrom` when this pass made the operator's first write.
-async fn find(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Found, Option<MfaSettings>), Error> {
-    let mut adopted = None;
-    let found = find_inner(p, ctx, &mut adopted).await?;
-    Ok((found, adopted))
-}
-
-async fn find_inner(
+async fn find(
     p: &CognitoMfaPolicy,
     ctx: &Context,
     adopted: &mut Option<MfaSettings>,
@@ -516,10 +510,7 @@ async fn find_inner(
     let observed = plan::normalise(&outcome.before);
     let fields = outcome.plan.changed_fields();
     if outcome.plan.is_in_sync() {
-        ctx.sms_role_since
-            .lock()
-            .map(|mut m| m.remove(&p.uid().unwrap_or_default()))
-            .ok();
+        lock(&ctx.sms_role_since).remove(&p.uid().unwrap_or_default());
         return Ok(Found::InSync { observed });
     }
     ctx.metrics.drift_detected();
