@@ -89,20 +89,20 @@ install() {
     log "warning: apt-get update reported errors (see $log_file); trying the download anyway"
   fi
   rm -rf "$work"
-  mkdir -p "$work/debs" "$work/root"
+  mkdir -p "$work/debs" "$work/tree"
   if ! (cd "$work/debs" && apt-get -q download "${PACKAGES[@]}") >>"$log_file" 2>&1; then
     tail -n 20 "$log_file" >&2
     die "apt-get download failed; full log: $log_file"
   fi
   for deb in "$work"/debs/*.deb; do
-    dpkg-deb -x "$deb" "$work/root"
-    printf '%s %s\n' "$(dpkg-deb -f "$deb" Package)" "$(dpkg-deb -f "$deb" Version)" >>"$work/root/VERSIONS"
+    dpkg-deb -x "$deb" "$work/tree"
+    printf '%s %s\n' "$(dpkg-deb -f "$deb" Package)" "$(dpkg-deb -f "$deb" Version)" >>"$work/tree/VERSIONS"
   done
   # The package lists (~25 MB) are only needed for the download.
   rm -rf "$apt_dir" "$ROOT"
   # Renamed into place last, with the marker: an interrupted install is redone.
-  touch "$work/root/.installed"
-  mv "$work/root" "$ROOT"
+  touch "$work/tree/.installed"
+  mv "$work/tree" "$ROOT"
   rm -rf "$work"
   log "installed: $(tr '\n' ' ' <"$ROOT/VERSIONS")"
   exec 9>&-
