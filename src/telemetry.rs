@@ -158,7 +158,7 @@ impl Default for Metrics {
         let peak_rate = Family::<KindLabels, Gauge>::default();
         registry.register(
             "aws_peak_requests_per_second",
-            "The most requests to Cognito let through in any second since the start, by kind (read, write), per account and region budget",
+            "The most requests to Cognito that one account and region budget let through in any second since the start (the highest of all budgets), by kind (read, write)",
             peak_rate.clone(),
         );
         for reason in Reason::ALL {
