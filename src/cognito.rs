@@ -637,8 +637,8 @@ impl Operation {
     }
 }
 
-/// What kind of failure an error is, which decides what to do about it (see COGNITO.md's
-/// error classes).
+/// What kind of failure an error is, which decides what to do about it (the README's table of
+/// errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
     /// `TooManyRequestsException`: over a quota. Back off and retry.

@@ -442,7 +442,7 @@ mod tests {
 
     const SMS_ROLE: &str = "arn:aws:iam::123456789012:role/sms";
 
-    /// One case per rule of COGNITO.md's drift comparison and of the design's plan.
+    /// One case per rule of the drift comparison (see the module's documentation) and of the plan.
     #[rstest]
     // Set is a full replace: the same configuration is in sync.
     #[case::same_config_in_sync(
@@ -826,8 +826,8 @@ mod tests {
         })
     }
 
-    /// What GetUserPoolMfaConfig returns after SetUserPoolMfaConfig(request), as COGNITO.md
-    /// describes it: a disabled TOTP factor left out, and a default passkey block that nobody set.
+    /// What GetUserPoolMfaConfig returns after SetUserPoolMfaConfig(request): a disabled TOTP
+    /// factor left out, and a default passkey block that nobody set (as Cognito does).
     fn cognito_after(request: &MfaSettings) -> MfaSettings {
         let mut out = request.clone();
         if out
