@@ -125,8 +125,9 @@ pub struct RunArgs {
     /// prerequisite) is rechecked when nothing changes.
     #[arg(long, env = "COGNITO_MFA_STALLED_RECHECK_INTERVAL", default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
     pub stalled_recheck_interval: Duration,
-    /// Policies reconciled at the same time.
-    #[arg(long, env = "COGNITO_MFA_CONCURRENCY", default_value = "4", value_name = "N")]
+    /// Policies reconciled at the same time (at least 1).
+    #[arg(long, env = "COGNITO_MFA_CONCURRENCY", default_value = "4", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(

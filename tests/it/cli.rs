@@ -420,4 +420,8 @@ async fn help_and_usage_errors() {
         usage.code, 1,
         "usage errors exit 1 (2 means changes pending): {usage:?}"
     );
+    // Zero would mean "no limit" to the controller runtime: refused before anything starts.
+    let zero = cli(&["run", "--concurrency", "0"], None).await;
+    assert_eq!(zero.code, 1, "{zero:?}");
+    assert!(zero.stderr.contains("--concurrency"), "{}", zero.stderr);
 }
