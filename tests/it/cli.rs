@@ -39,6 +39,15 @@ async fn snapshot(pool: &str) -> String {
     )
 }
 
+/// A new pool with TOTP_AND_SMS applied through the CLI, and its snapshot.
+async fn applied(endpoint: &str) -> (String, String) {
+    let pool = moto::create_pool(REGION).await;
+    let file = TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS));
+    assert_eq!(run(&["apply"], &file, endpoint).await.code, 0);
+    let before = snapshot(&pool).await;
+    (pool, before)
+}
+
 async fn run(args: &[&str], file: &TempFile, endpoint: &str) -> crate::support::CliOutput {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["-f", &file.path, "--endpoint-url", endpoint]);
@@ -203,19 +212,8 @@ async fn out_of_band_change_shows_in_plan_and_apply_undoes_it() {
 
 #[tokio::test]
 async fn disruptive_change_needs_the_annotation() {
-    let pool = moto::create_pool(REGION).await;
     let endpoint = moto::endpoint();
-    assert_eq!(
-        run(
-            &["apply"],
-            &TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS)),
-            &endpoint
-        )
-        .await
-        .code,
-        0
-    );
-    let before = snapshot(&pool).await;
+    let (pool, before) = applied(&endpoint).await;
 
     let on = TOTP_AND_SMS.replace("mfaConfiguration: OPTIONAL", "mfaConfiguration: \"ON\"");
     let file = TempFile::new("on.yaml", &policy_yaml(&pool, &on));
@@ -273,19 +271,8 @@ async fn observe_policies_are_never_written() {
 #[case::empty("", "no CognitoMfaPolicy document found")]
 #[tokio::test]
 async fn bad_input_is_rejected_before_any_call(#[case] input: &str, #[case] message: &str) {
-    let pool = moto::create_pool(REGION).await;
     let endpoint = moto::endpoint();
-    assert_eq!(
-        run(
-            &["apply"],
-            &TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS)),
-            &endpoint
-        )
-        .await
-        .code,
-        0
-    );
-    let before = snapshot(&pool).await;
+    let (pool, before) = applied(&endpoint).await;
     let gets_before = moto::calls(&pool, "GetUserPoolMfaConfig").await;
     let text = match input {
         "POLICY_OFF" => policy_yaml(&pool, "  mfaConfiguration: OFF\n"),
