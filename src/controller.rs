@@ -41,10 +41,10 @@ use crate::{
 
 /// The finalizer that holds a policy whose deletion acts on the pool (Reset, Restore).
 pub const FINALIZER: &str = "cognitomfa.io/deletion-policy";
-/// The field manager of the status the operator writes.
-pub const STATUS_MANAGER: &str = "cognito-mfa-operator";
-/// The field manager of the finalizers the operator adds and removes.
-pub const FINALIZER_MANAGER: &str = "cognito-mfa-operator-finalizer";
+/// The field manager of everything the operator writes: the status (server-side apply on the
+/// status subresource) and its finalizer (a merge patch of the object). The API server keeps
+/// one managedFields entry per manager, operation and subresource, so one name serves both.
+pub const FIELD_MANAGER: &str = "cognito-mfa-operator";
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -388,7 +388,14 @@ impl Context {
         }
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": p.resource_version()}});
         api_for(p, &self.client)
-            .patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &p.name_any(),
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(&patch),
+            )
             .await?;
         self.metrics.kubernetes_write("finalizer");
         Ok(())
@@ -411,7 +418,7 @@ impl Context {
         api_for(p, &self.client)
             .patch_status(
                 &p.name_any(),
-                &PatchParams::apply(STATUS_MANAGER).force(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
             .await?;

@@ -40,38 +40,77 @@ pub async fn client() -> Client {
 
 static CRD: OnceCell<()> = OnceCell::const_new();
 
-/// Installs the operator's CRD (as generated) once per test process and waits until it is
-/// served. API servers older than 1.25 have no CEL: there the rules are left out, as such a
-/// server would drop them anyway (and refuse a server-side apply that has them).
+/// The kubectl the tests run: `KUBECTL` (hack/test.sh sets the one of the local API server's
+/// version), else `kubectl` on PATH.
+pub fn kubectl() -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()));
+    cmd.env("KUBECONFIG", std::env::var("KUBECONFIG").unwrap_or_default());
+    cmd
+}
+
+/// Runs kubectl with `args` (and `stdin`); panics with its output unless it succeeds. Returns
+/// what it printed on stdout.
+pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
+    let (ok, out, err) = kubectl_run(args, stdin);
+    assert!(ok, "kubectl {} failed:\n{err}{out}", args.join(" "));
+    out
+}
+
+/// Runs kubectl with `args` (and `stdin`): whether it succeeded, stdout, stderr.
+pub fn kubectl_run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = kubectl()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (set KUBECTL, or put kubectl on PATH)");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The examples' manifests, moved into `namespace` (as a kustomize namespace transformer would).
+pub fn examples_in(namespace: &str) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p).unwrap().replace(
+                "\n  namespace: identity\n",
+                &format!("\n  namespace: {namespace}\n"),
+            )
+        })
+        .collect()
+}
+
+/// The folder of the generated CRD, as users apply it.
+pub const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+
+/// Installs the operator's CRD once per test process the way the README tells users to
+/// (`kubectl apply --server-side -f crds/`, nothing left out), and waits until it is served.
 pub async fn ensure_crd(client: &Client) {
     CRD.get_or_init(|| async {
-        let version = client
-            .apiserver_version()
+        // Run off the runtime's threads: kubectl takes a moment.
+        tokio::task::spawn_blocking(|| kubectl_ok(&["apply", "--server-side", "-f", CRDS], None))
             .await
-            .expect("the API server answers /version");
-        let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(99);
-        let mut crd = serde_json::to_value(cognito_mfa_operator::api::crd()).unwrap();
-        if version.major == "1" && minor < 25 {
-            strip(&mut crd, "x-kubernetes-validations");
-        }
-        let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+            .unwrap();
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let name = crd.name_any();
-        match api.get_opt(&name).await.unwrap() {
-            None => match api.create(&PostParams::default(), &crd).await {
-                Ok(_) => {}
-                // Another test process created it first.
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => panic!("cannot create the CRD: {e}"),
-            },
-            Some(existing) => {
-                let mut crd = crd;
-                crd.metadata.resource_version = existing.resource_version();
-                if existing.spec != crd.spec {
-                    let _ = api.replace(&name, &PostParams::default(), &crd).await;
-                }
-            }
-        }
+        let name = cognito_mfa_operator::api::crd().name_any();
         wait(Duration::from_secs(60), "the CRD to be established", || async {
             let crd = api.get(&name).await.ok()?;
             let established = crd
@@ -94,17 +133,6 @@ pub async fn ensure_crd(client: &Client) {
         .await;
     })
     .await;
-}
-
-fn strip(v: &mut Value, key: &str) {
-    match v {
-        Value::Object(m) => {
-            m.remove(key);
-            m.values_mut().for_each(|v| strip(v, key));
-        }
-        Value::Array(a) => a.iter_mut().for_each(|v| strip(v, key)),
-        _ => {}
-    }
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `limit` (a bound against
@@ -144,8 +172,14 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn new(client: &Client) -> Self {
+        Self::with_labels(client, json!({})).await
+    }
+
+    /// A namespace with `labels` (a JSON object).
+    pub async fn with_labels(client: &Client, labels: Value) -> Self {
         let name = unique("cmo-e2e");
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await
@@ -269,6 +303,8 @@ pub struct OperatorConfig {
     /// Reads and writes per second.
     pub budget: (u32, u32),
     pub lease: Option<LeaseSettings>,
+    /// Watch every policy in scope, not only those labelled for this run (with `namespace`).
+    pub unlabelled: bool,
 }
 
 impl OperatorConfig {
@@ -284,6 +320,7 @@ impl OperatorConfig {
             // Tests are small: a generous budget keeps them quick.
             budget: (50, 50),
             lease: None,
+            unlabelled: false,
         }
     }
 }
@@ -312,7 +349,7 @@ impl Operator {
         .await;
         let settings = Settings {
             namespace: config.namespace.clone(),
-            label_selector: Some(format!("cognitomfa.io/e2e-run={}", config.run)),
+            label_selector: (!config.unlabelled).then(|| format!("cognitomfa.io/e2e-run={}", config.run)),
             resync_interval: config.resync,
             stalled_recheck_interval: config.stalled_recheck,
             timing: config.timing.clone(),

@@ -6,8 +6,11 @@ mod support;
 
 mod harness;
 
+mod admission;
 mod chart;
 mod deletion;
 mod faults;
+mod gitops;
+mod helm;
 mod lifecycle;
 mod operations;

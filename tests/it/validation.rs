@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     admission,
-    cases::{invalid_specs, long, spec_with},
+    cases::{invalid_specs, spec_with, valid_specs},
 };
 
 fn policy(spec: &Value) -> Value {
@@ -16,36 +16,17 @@ fn policy(spec: &Value) -> Value {
            "metadata": {"name": "p", "namespace": "ns"}, "spec": spec})
 }
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/cognito-sms";
-
-#[rstest]
-#[case::totp_optional(json!({}))]
-#[case::off_alone(json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null}))]
-#[case::off_with_passkeys(json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null,
-    "webAuthnConfiguration": {"relyingPartyId": "auth.example.com"}}))]
-#[case::on_with_totp(json!({"mfaConfiguration": "ON"}))]
-#[case::sms_only(json!({"softwareTokenMfaConfiguration": null, "smsMfaConfiguration": {
-    "smsAuthenticationMessage": "Your code is {####}",
-    "smsConfiguration": {"snsCallerArn": ROLE, "externalId": "ext-1", "snsRegion": "eu-west-1"}}}))]
-#[case::sms_with_end_user_messaging(json!({"smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {
-    "callerArn": ROLE, "originationIdentity": "+15555550100", "region": "us-east-1"}}}}))]
-#[case::email_only(json!({"softwareTokenMfaConfiguration": null, "emailMfaConfiguration": {
-    "message": "Bonjour, votre code est {####} — merci !", "subject": "Code de connexion ✓"}}))]
-#[case::totp_off_but_email_on(json!({"softwareTokenMfaConfiguration": {"enabled": false}, "emailMfaConfiguration": {}}))]
-#[case::passkeys_as_mfa(json!({"webAuthnConfiguration": {"relyingPartyId": "auth.example.com",
-    "userVerification": "required", "factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}))]
-#[case::replica_region(json!({"region": "us-east-1"}))]
-#[case::cross_account(json!({"credentials": {"roleArn": "arn:aws:iam::210987654321:role/mfa-operator", "externalId": "abc-123"}}))]
-#[case::observe_restore(json!({"managementPolicy": "Observe", "deletionPolicy": "Restore"}))]
-#[case::longest_limits(json!({"userPoolId": format!("eu-west-1_{}", "A".repeat(45)),
-    "smsMfaConfiguration": {"smsAuthenticationMessage": format!("{{####}}{}", long(134))},
-    "emailMfaConfiguration": {"message": format!("{{####}}{}", long(19_994)), "subject": long(140)},
-    "webAuthnConfiguration": {"relyingPartyId": long(127)}}))]
-fn valid_specs_pass_admission_and_validation(#[case] patch: Value) {
-    let spec = spec_with(patch);
-    assert_eq!(admission::errors(&policy(&spec), None), vec![], "admission");
-    let typed: CognitoMfaPolicySpec = serde_json::from_value(spec).unwrap();
-    assert_eq!(api::validate(&typed), vec![], "validation");
+#[test]
+fn valid_specs_pass_admission_and_validation() {
+    for (name, spec) in valid_specs() {
+        assert_eq!(
+            admission::errors(&policy(&spec), None),
+            vec![],
+            "{name}: admission"
+        );
+        let typed: CognitoMfaPolicySpec = serde_json::from_value(spec).unwrap();
+        assert_eq!(api::validate(&typed), vec![], "{name}: validation");
+    }
 }
 
 #[test]

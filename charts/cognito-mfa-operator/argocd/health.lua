@@ -1,8 +1,9 @@
 -- Argo CD health check for CognitoMfaPolicy (cognitomfa.io/v1alpha1).
 --
 -- This file is the source: docs/argocd.md shows how to install it, and
--- hack/argocd-health-test.sh runs it against tests/argocd/ and checks that
--- the copy in the docs is identical.
+-- the Go test in tests/argocd/ runs it in gopher-lua, set up as Argo CD sets
+-- up a health check, against the fixtures there, and checks that the copy in
+-- the docs is identical.
 --
 -- The operator's status (src/status.rs) has observedGeneration and three
 -- conditions: Ready (the pool matches the policy, or the reason why not),
@@ -11,8 +12,9 @@
 -- failed or throttled AWS call leaves a Ready policy Ready, and health is
 -- about the pool matching the policy.
 --
--- Argo CD runs this in gopher-lua with only the base, table and a reduced os
--- library: no string or math library, and no string methods (s:find). So
+-- Argo CD runs this in gopher-lua with only the package, base and table
+-- libraries (a reduced os only through require): no string or math library,
+-- and no string methods (s:find). So
 -- the script sticks to comparisons, concatenation, tonumber, type and ipairs,
 -- and to Lua 5.1 (no goto, no //, no utf8).
 

@@ -36,6 +36,63 @@ pub fn long(n: usize) -> String {
     "x".repeat(n)
 }
 
+const ROLE: &str = "arn:aws:iam::123456789012:role/cognito-sms";
+
+/// Valid specs, one per kind of setup and at every limit, as (name, spec).
+pub fn valid_specs() -> Vec<(&'static str, Value)> {
+    [
+        ("totp_optional", json!({})),
+        ("off_alone", json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null})),
+        (
+            "off_with_passkeys",
+            json!({"mfaConfiguration": "OFF", "softwareTokenMfaConfiguration": null,
+                   "webAuthnConfiguration": {"relyingPartyId": "auth.example.com"}}),
+        ),
+        ("on_with_totp", json!({"mfaConfiguration": "ON"})),
+        (
+            "sms_only",
+            json!({"softwareTokenMfaConfiguration": null, "smsMfaConfiguration": {
+                "smsAuthenticationMessage": "Your code is {####}",
+                "smsConfiguration": {"snsCallerArn": ROLE, "externalId": "ext-1", "snsRegion": "eu-west-1"}}}),
+        ),
+        (
+            "sms_with_end_user_messaging",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {
+                "callerArn": ROLE, "originationIdentity": "+15555550100", "region": "us-east-1"}}}}),
+        ),
+        (
+            "email_only",
+            json!({"softwareTokenMfaConfiguration": null, "emailMfaConfiguration": {
+                "message": "Bonjour, votre code est {####} — merci !", "subject": "Code de connexion ✓"}}),
+        ),
+        (
+            "totp_off_but_email_on",
+            json!({"softwareTokenMfaConfiguration": {"enabled": false}, "emailMfaConfiguration": {}}),
+        ),
+        (
+            "passkeys_as_mfa",
+            json!({"webAuthnConfiguration": {"relyingPartyId": "auth.example.com",
+                   "userVerification": "required", "factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}),
+        ),
+        ("replica_region", json!({"region": "us-east-1"})),
+        (
+            "cross_account",
+            json!({"credentials": {"roleArn": "arn:aws:iam::210987654321:role/mfa-operator", "externalId": "abc-123"}}),
+        ),
+        ("observe_restore", json!({"managementPolicy": "Observe", "deletionPolicy": "Restore"})),
+        (
+            "longest_limits",
+            json!({"userPoolId": format!("eu-west-1_{}", "A".repeat(45)),
+                   "smsMfaConfiguration": {"smsAuthenticationMessage": format!("{{####}}{}", long(134))},
+                   "emailMfaConfiguration": {"message": format!("{{####}}{}", long(19_994)), "subject": long(140)},
+                   "webAuthnConfiguration": {"relyingPartyId": long(127)}}),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, patch)| (name, spec_with(patch)))
+    .collect()
+}
+
 /// One case per rule and limit of the API.
 pub fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
     vec![
