@@ -33,11 +33,16 @@ phase "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
 phase "Go: gofmt, go vet, and the Argo CD health check in gopher-lua against tests/argocd/"
-export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
+# The flags of the test bed's builds (hack/local-apiserver.sh): packages that the gitops-engine
+# comparison shares with Kubernetes are compiled once, into Go's build cache.
+export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false -trimpath" CGO_ENABLED=0
 unformatted=$(gofmt -l hack/testbed tests/argocd tests/gitops)
 [ -z "$unformatted" ] || { echo "gofmt: not formatted: $unformatted" >&2; exit 1; }
 (cd tests/argocd && go vet ./... && go test -count=1 ./...)
-(cd tests/gitops && go vet ./...)
+# The gitops-engine comparison runs inside the end-to-end tests (tests/e2e/gitops.rs), against
+# the live objects; here its offline tests run, and its test binary is built for those.
+(cd tests/gitops && go vet ./... && go test -count=1 ./... && go test -c -o "$state/gitops.test" .)
+export CMO_GITOPS_TEST="$state/gitops.test"
 
 phase "the Dockerfile: hadolint and the project's rules"
 hack/dockerfile-lint.sh
@@ -110,6 +115,34 @@ start_kube() {
   echo "Kubernetes $("$KUBECTL" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')" >&2
 }
 
+# A control plane whose kube-apiserver refuses to start (envtest layout: the real etcd, a
+# kube-apiserver that exits at once): start must fail, name the kept log, which must hold the
+# server's last words, and leave the etcd it started stopped.
+check_failed_start() {
+  local assets="$state/failing-assets" out="$state/failing.err" kept pid
+  mkdir -p "$assets"
+  ln -sf "$(CMO_KUBE_VERSION=$1 hack/local-apiserver.sh bin-dir etcd)/etcd" "$assets/etcd"
+  printf '#!/bin/sh\necho "kube-apiserver: refusing to start, on purpose" >&2\nexit 1\n' >"$assets/kube-apiserver"
+  chmod +x "$assets/kube-apiserver"
+  if KUBEBUILDER_ASSETS="$assets" hack/local-apiserver.sh start "$state/failing" >/dev/null 2>"$out"; then
+    echo "start succeeded with a kube-apiserver that exits" >&2
+    return 1
+  fi
+  grep -q "kube-apiserver exited during start-up" "$out" || { cat "$out" >&2; return 1; }
+  kept=$(sed -n 's/.*all of it is kept in \(.*\)):$/\1/p' "$out" | head -n 1)
+  grep -q "refusing to start, on purpose" "$kept" || { echo "the kept log $kept lacks the server's output" >&2; return 1; }
+  pid=$(sed -n 's/.*stopping etcd (pid \([0-9]*\)).*/\1/p' "$out")
+  # Gone, or a zombie (exited, not yet reaped by whoever inherited it).
+  run_state=$(awk '{ print $3 }' "/proc/${pid:-0}/stat" 2>/dev/null || echo gone)
+  if [ -z "$pid" ] || { [ "$run_state" != gone ] && [ "$run_state" != Z ]; }; then
+    cat "$out" >&2
+    echo "etcd (pid ${pid:-unknown}) was not stopped after a failed start" >&2
+    return 1
+  fi
+  rm -f "$kept"
+  echo "failed start: reported, log kept, etcd (pid $pid) stopped" >&2
+}
+
 read -r -a versions <<<"${CMO_KUBE_VERSIONS:-1.37 1.33}"
 if [ -n "${E2E_KUBECONFIG:-}" ]; then
   versions=("${versions[0]}")
@@ -127,9 +160,11 @@ for version in "${versions[@]}"; do
     cargo test --locked --test e2e -- --exact "$HELM_INSTALL"
     run_tests
     cargo test --locked --test e2e -- --exact operations::survives_an_api_server_restart
-    phase "start-up under load: 3 start/stop cycles with both cores busy (30: hack/local-apiserver.sh cycle 30)"
     if [ -z "${E2E_KUBECONFIG:-}" ]; then
+      phase "start-up under load: 3 start/stop cycles with both cores busy (30: hack/local-apiserver.sh cycle 30)"
       CMO_KUBE_VERSION=$version hack/local-apiserver.sh cycle 3
+      phase "a failed start: the message says where the log is kept, and nothing is left running"
+      check_failed_start "$version"
     fi
     phase "benchmarks, reduced (hack/bench.sh runs them at full size; see BENCHMARKS.md)"
     # The harness is built with the tests' dependencies (no third compile of the tree); it

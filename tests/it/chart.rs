@@ -324,8 +324,8 @@ fn optional_parts_follow_values() {
 
 #[rstest::rstest]
 #[case::wrong_type(&["--set", "replicaCount=two"], "replicaCount")]
-#[case::unknown_key(&["--set", "replicas=2"], "Additional property replicas is not allowed")]
-#[case::unknown_nested_key(&["--set", "aws.accessKey=x"], "Additional property accessKey is not allowed")]
+#[case::unknown_key(&["--set", "replicas=2"], "additional properties 'replicas' not allowed")]
+#[case::unknown_nested_key(&["--set", "aws.accessKey=x"], "additional properties 'accessKey' not allowed")]
 #[case::bad_duration(&["--set", "resyncInterval=often"], "resyncInterval")]
 #[case::bad_log_format(&["--set", "logFormat=xml"], "logFormat")]
 #[case::budget_over_quota(&["--set", "aws.writeRps=20"], "writeRps")]
