@@ -5,7 +5,6 @@
 use std::process::Command;
 
 use k8s_openapi::api::{
-    authentication::v1::TokenRequest,
     authorization::v1::SelfSubjectAccessReview,
     core::v1::ServiceAccount,
     rbac::v1::{Role, RoleBinding},
@@ -80,15 +79,7 @@ async fn install(admin: &Client, namespace: &str, objects: &[Value]) {
 
 /// A client that authenticates as the ServiceAccount, with a token from the TokenRequest API.
 async fn client_as(admin: &Client, namespace: &str, account: &str) -> Client {
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
-        .create_token_request(account, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
+    let token = crate::harness::service_account_token(admin, namespace, account).await;
     let mut config = kube::Config::infer().await.unwrap();
     config.auth_info = serde_json::from_value(json!({"token": token})).unwrap();
     Client::try_from(config).unwrap()

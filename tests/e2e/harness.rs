@@ -109,18 +109,7 @@ pub async fn ensure_crd(client: &Client) {
         tokio::task::spawn_blocking(|| kubectl_ok(&["apply", "--server-side", "-f", CRDS], None))
             .await
             .unwrap();
-        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let name = cognito_mfa_operator::api::crd().name_any();
-        wait(Duration::from_secs(60), "the CRD to be established", || async {
-            let crd = api.get(&name).await.ok()?;
-            let established = crd
-                .status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            established.then_some(())
-        })
-        .await;
+        wait_established(client, &cognito_mfa_operator::api::crd().name_any()).await;
         // The API server needs a moment to serve a new resource after it is established.
         let policies: Api<CognitoMfaPolicy> = Api::all(client.clone());
         wait(Duration::from_secs(60), "the CRD to be served", || async {
@@ -133,6 +122,40 @@ pub async fn ensure_crd(client: &Client) {
         .await;
     })
     .await;
+}
+
+/// Waits until the CRD `name` is established.
+pub async fn wait_established(client: &Client, name: &str) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    wait(
+        Duration::from_secs(60),
+        &format!("the CRD {name} to be established"),
+        || async {
+            let established = api
+                .get(name)
+                .await
+                .ok()?
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        },
+    )
+    .await;
+}
+
+/// A token of the ServiceAccount `account` in `namespace`, from the TokenRequest API.
+pub async fn service_account_token(admin: &Client, namespace: &str, account: &str) -> String {
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), namespace)
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `limit` (a bound against

@@ -6,11 +6,10 @@
 use std::{
     io::Write,
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use k8s_openapi::{
-    api::{apps::v1::Deployment, authentication::v1::TokenRequest, core::v1::ServiceAccount},
+    api::apps::v1::Deployment,
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -20,7 +19,7 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{self, TestNamespace, kubectl_ok, kubectl_run, policy, unique, wait, wait_for_reason},
+    harness::{self, TestNamespace, kubectl_ok, kubectl_run, policy, unique, wait_for_reason},
     support::{TempFile, moto},
 };
 
@@ -79,18 +78,7 @@ async fn ensure_service_monitor_crd(client: &Client) {
     )
     .await
     .unwrap();
-    wait(Duration::from_secs(60), "the ServiceMonitor CRD", || async {
-        let established = api
-            .get("servicemonitors.monitoring.coreos.com")
-            .await
-            .ok()?
-            .status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        established.then_some(())
-    })
-    .await;
+    harness::wait_established(client, "servicemonitors.monitoring.coreos.com").await;
 }
 
 /// The annotations and labels by which helm claims the CRD, if any.
@@ -110,15 +98,7 @@ async fn crd_release(client: &Client) -> Option<String> {
 /// A kubeconfig that authenticates as the ServiceAccount (a TokenRequest token), against the
 /// server the tests use.
 async fn kubeconfig_as(admin: &Client, namespace: &str, account: &str) -> TempFile {
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
-        .create_token_request(account, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
+    let token = harness::service_account_token(admin, namespace, account).await;
     // The admin kubeconfig, with the user's credentials swapped for the token.
     let view = kubectl_ok(&["config", "view", "--minify", "--flatten", "-o", "json"], None);
     let mut config: Value = serde_json::from_str(&view).unwrap();
