@@ -30,7 +30,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -305,11 +304,12 @@ func assessHealth(script string, obj map[string]any) healthStatus {
 // repoRoot is the repository root: two levels above this file.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok || !filepath.IsAbs(file) {
-		t.Fatalf("cannot tell where health_test.go is (built with -trimpath?): %q", file)
+	// go test runs a package's tests in the package's folder, two below the root.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("cannot tell the working directory: %v", err)
 	}
-	root := filepath.Join(filepath.Dir(file), "..", "..")
+	root := filepath.Join(wd, "..", "..")
 	if _, err := os.Stat(filepath.Join(root, scriptPath)); err != nil {
 		t.Fatalf("not the repository root (%s has no %s): %v", root, scriptPath, err)
 	}
