@@ -553,13 +553,12 @@ cmd_cycle() {
   cmd_install
   local work busy=() i name pid
   work="$(mktemp -d)"
-  # shellcheck disable=SC2064 # expand now
-  trap "kill ${busy[*]:-} 2>/dev/null; '$0' stop '$work/state' >/dev/null 2>&1; rm -rf '$work'" EXIT
   for i in 1 2; do
     # Bounded: they end with the cycle, or after an hour at most.
     timeout 3600 sh -c 'while :; do :; done' &
     busy+=($!)
   done
+  # shellcheck disable=SC2064 # expand now
   trap "kill ${busy[*]} 2>/dev/null; '$0' stop '$work/state' >/dev/null 2>&1; rm -rf '$work'" EXIT
   for ((i = 1; i <= n; i++)); do
     if ! "$0" start "$work/state" >/dev/null 2>"$work/start.err"; then

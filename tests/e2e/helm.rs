@@ -81,7 +81,8 @@ async fn ensure_service_monitor_crd(client: &Client) {
     harness::wait_established(client, "servicemonitors.monitoring.coreos.com").await;
 }
 
-/// The annotations and labels by which helm claims the CRD, if any.
+/// The release that claims the CRD (`meta.helm.sh/release-name`, empty when none does), or
+/// `None` when there is no CRD.
 async fn crd_release(client: &Client) -> Option<String> {
     let crd = Api::<CustomResourceDefinition>::all(client.clone())
         .get_opt(CRD_NAME)
