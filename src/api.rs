@@ -15,6 +15,16 @@ use serde::{Deserialize, Serialize};
 /// The annotation that approves a disruptive change (see [`crate::plan::Disruption`]).
 pub const ALLOW_DISRUPTIVE_ANNOTATION: &str = "cognitomfa.io/allow-disruptive-changes";
 
+/// The annotation that approves one disruptive change: its value is the token that the
+/// AwaitingApproval message and `plan` give for that change (see [`crate::plan::approval_token`]).
+pub const APPROVE_CHANGE_ANNOTATION: &str = "cognitomfa.io/approve-change";
+
+/// What admission and [`validate`] say of a spec that names both SMS transports.
+pub const SNS_OR_EUMS_MESSAGE: &str = "smsConfiguration takes snsCallerArn (Amazon SNS) or eumsSms (AWS End User Messaging SMS), not both: remove one of them";
+
+/// What admission and [`validate`] say of an End User Messaging region that is not the pool's.
+pub const EUMS_REGION_MESSAGE: &str = "smsConfiguration.eumsSms.region must be the user pool's region (spec.region, or the prefix of userPoolId)";
+
 /// Limits of the AWS model (`SetUserPoolMfaConfig`, service model 2016-04-18), shared by the CRD
 /// schema and the Rust validation.
 ///
@@ -32,8 +42,11 @@ pub mod limits {
     pub const REGION_MIN: u32 = 5;
     /// Longest region code.
     pub const REGION_MAX: u32 = 32;
-    /// `SmsVerificationMessageType`: 6-140 characters containing `{####}` (an unanchored search).
-    pub const SMS_MESSAGE_PATTERN: &str = r"\{####\}";
+    /// `SmsVerificationMessageType`: 6-140 characters, `.*\{####\}.*`. AWS matches the whole
+    /// value with Java's `.`, which is any character but a line terminator (`\n`, `\r`, U+0085,
+    /// U+2028, U+2029): spelled out, so that Go, Rust and Java give the same verdict.
+    pub const SMS_MESSAGE_PATTERN: &str =
+        r"^[^\n\r\x85\p{Zl}\p{Zp}]*\{####\}[^\n\r\x85\p{Zl}\p{Zp}]*$";
     /// Shortest SMS message.
     pub const SMS_MESSAGE_MIN: u32 = 6;
     /// Longest SMS message.
@@ -46,19 +59,25 @@ pub mod limits {
     pub const ARN_MAX: u32 = 2048;
     /// `StringType` (external IDs and the other free-text SMS settings): at most 131072 characters.
     pub const STRING_MAX: u32 = 131_072;
-    /// `EmailMfaMessageType`: 6-20000 letters, marks, symbols, numbers, punctuation and spaces,
-    /// containing `{####}`.
-    pub const EMAIL_MESSAGE_PATTERN: &str =
-        r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\s*]*\{####\}[\p{L}\p{M}\p{S}\p{N}\p{P}\s*]*$";
+    /// `EmailMfaMessageType`: 6-20000 letters, marks, symbols, numbers, punctuation and ASCII
+    /// white space, containing `{####}` (AWS's `[\p{L}\p{M}\p{S}\p{N}\p{P}\s*]*\{####\}...`).
+    /// Java's `\s`, as AWS evaluates it, is ASCII: `[ \t\n\x0B\f\r]`. It is spelled out because
+    /// Rust's `\s` is Unicode (it would let a non-breaking space through) and Go's leaves out
+    /// `\x0B`.
+    pub const EMAIL_MESSAGE_PATTERN: &str = r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\x0B\f\r *]*\{####\}[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\x0B\f\r *]*$";
     /// Shortest email message.
     pub const EMAIL_MESSAGE_MIN: u32 = 6;
     /// Longest email message.
     pub const EMAIL_MESSAGE_MAX: u32 = 20_000;
-    /// `EmailMfaSubjectType`: letters, marks, symbols, numbers, punctuation and spaces.
-    pub const EMAIL_SUBJECT_PATTERN: &str = r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\s]+$";
+    /// `EmailMfaSubjectType`: letters, marks, symbols, numbers, punctuation and ASCII white space
+    /// (AWS's `[\p{L}\p{M}\p{S}\p{N}\p{P}\s]+`, with Java's ASCII `\s` spelled out).
+    pub const EMAIL_SUBJECT_PATTERN: &str = r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\x0B\f\r ]+$";
     /// Shortest email subject.
     pub const EMAIL_SUBJECT_MIN: u32 = 1;
-    /// Longest email subject (the API reference's limit for `EmailMfaConfigType.Subject`).
+    /// Longest email subject. The API model gives `EmailMfaSubjectType` no maximum; 140
+    /// characters is the limit of Cognito's quotas page ("Quotas in Amazon Cognito", resource
+    /// quotas for user pool message customization:
+    /// <https://docs.aws.amazon.com/cognito/latest/developerguide/quotas.html>).
     pub const EMAIL_SUBJECT_MAX: u32 = 140;
     /// `RelyingPartyIdType`: 1-127 characters.
     pub const RELYING_PARTY_ID_MIN: u32 = 1;
@@ -125,6 +144,9 @@ use limits::*;
     validation = Rule::new("self.mfaConfiguration == 'OFF' || has(self.smsMfaConfiguration) || has(self.emailMfaConfiguration) || (has(self.softwareTokenMfaConfiguration) && self.softwareTokenMfaConfiguration.enabled)")
         .message("mfaConfiguration ON or OPTIONAL needs an enabled factor: smsMfaConfiguration, emailMfaConfiguration or softwareTokenMfaConfiguration with enabled: true (a passkey alone does not count)")
         .field_path(".mfaConfiguration"),
+    validation = Rule::new("!has(self.smsMfaConfiguration) || !has(self.smsMfaConfiguration.smsConfiguration) || !has(self.smsMfaConfiguration.smsConfiguration.eumsSms) || !has(self.smsMfaConfiguration.smsConfiguration.eumsSms.region) || (has(self.region) ? self.smsMfaConfiguration.smsConfiguration.eumsSms.region == self.region : self.userPoolId.startsWith(self.smsMfaConfiguration.smsConfiguration.eumsSms.region + '_'))")
+        .message(EUMS_REGION_MESSAGE)
+        .field_path(".smsMfaConfiguration.smsConfiguration.eumsSms.region"),
     validation = Rule::new("has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)")
         .message("region is immutable: it cannot be added, removed or changed after creation")
         .field_path(".region")
@@ -176,8 +198,9 @@ pub struct CognitoMfaPolicySpec {
 #[serde(rename_all = "camelCase")]
 pub struct MfaSettings {
     /// MFA mode of the pool. OFF: no MFA. OPTIONAL: each user may set up a factor. ON: every user
-    /// must complete MFA at sign-in (OPTIONAL or OFF to ON needs approval, see the
-    /// cognitomfa.io/allow-disruptive-changes annotation). ON and OPTIONAL need at least one
+    /// must complete MFA at sign-in (OPTIONAL or OFF to ON needs approval: the
+    /// cognitomfa.io/approve-change annotation with the token of that change, or the standing
+    /// cognitomfa.io/allow-disruptive-changes: "true"). ON and OPTIONAL need at least one
     /// enabled SMS, email or TOTP factor.
     pub mfa_configuration: MfaMode,
 
@@ -241,12 +264,20 @@ pub struct SmsMfa {
     pub sms_configuration: Option<SmsConfiguration>,
 }
 
-/// The SMS sending configuration of the user pool.
+/// The SMS sending configuration of the user pool: Amazon SNS (snsCallerArn) or AWS End User
+/// Messaging SMS (eumsSms), not both.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[x_kube(
+    validation = Rule::new("!has(self.snsCallerArn) || !has(self.eumsSms)")
+        .message(SNS_OR_EUMS_MESSAGE)
+        .field_path(".eumsSms")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct SmsConfiguration {
     /// ARN of the IAM role in your account that Cognito assumes to send SMS through Amazon SNS,
-    /// for example arn:aws:iam::123456789012:role/cognito-sms. Unset: kept as the pool has it.
+    /// for example arn:aws:iam::123456789012:role/cognito-sms. Not together with eumsSms: when
+    /// the policy names one, the other is removed from the pool. Unset (and no eumsSms): kept as
+    /// the pool has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = ARN_MIN, max = ARN_MAX), pattern(ARN_PATTERN))]
     pub sns_caller_arn: Option<String>,
@@ -263,8 +294,10 @@ pub struct SmsConfiguration {
     #[schemars(length(min = REGION_MIN, max = REGION_MAX))]
     pub sns_region: Option<String>,
 
-    /// Send SMS through AWS End User Messaging SMS instead of Amazon SNS. Unset: kept as the pool
-    /// has it.
+    /// Send SMS through AWS End User Messaging SMS instead of Amazon SNS. Not together with
+    /// snsCallerArn: a policy that names eumsSms moves the pool off SNS (its snsCallerArn,
+    /// externalId and snsRegion are not carried over). Unset (and no snsCallerArn): kept as the
+    /// pool has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eums_sms: Option<Box<EumsSmsConfiguration>>,
 }
@@ -297,7 +330,8 @@ pub struct EumsSmsConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = STRING_MAX))]
     pub in_template_id: Option<String>,
-    /// AWS region of the End User Messaging SMS endpoint (5-32 characters).
+    /// AWS region of the End User Messaging SMS endpoint: it must be the pool's region
+    /// (spec.region, or the prefix of userPoolId). Unset: Cognito uses the pool's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = REGION_MIN, max = REGION_MAX))]
     pub region: Option<String>,
@@ -326,7 +360,7 @@ pub struct EmailMfa {
 pub struct WebAuthn {
     /// Relying party ID of the passkeys: the domain users register them for, for example
     /// auth.example.com (1-127 characters). Changing it invalidates every passkey users have
-    /// registered, so a change needs approval (cognitomfa.io/allow-disruptive-changes). Unset:
+    /// registered, so a change needs approval (cognitomfa.io/approve-change). Unset:
     /// the pool keeps its current one (Cognito's default is the pool's domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = RELYING_PARTY_ID_MIN, max = RELYING_PARTY_ID_MAX))]
@@ -430,7 +464,7 @@ pub struct CognitoMfaPolicyStatus {
     /// waiting on a human (bad spec, missing permission, approval, conflict). Reasons: InSync,
     /// Applied, DriftCorrected, Drifted, InvalidSpec, UserPoolNotFound, AccessDenied,
     /// FeatureUnavailableInTier, InvalidSmsRole, Throttled, AwsUnavailable, Conflict,
-    /// AwaitingApproval, PrerequisiteMissing.
+    /// AwaitingApproval, PrerequisiteMissing, SmsConfigurationInUse, OperationNotEnabled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -441,7 +475,8 @@ pub struct CognitoMfaPolicyStatus {
     pub observed: Option<Box<MfaSettings>>,
 
     /// The pool's configuration before the operator first wrote to it, used by deletionPolicy
-    /// Restore; external IDs are left out (Restore keeps the pool's current ones).
+    /// Restore; external IDs are left out (Restore keeps the pool's current ones). Written with
+    /// the status that reports the first write; with deletionPolicy Restore, before that write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted_from: Option<Box<MfaSettings>>,
 
@@ -515,6 +550,15 @@ impl MfaSettings {
 }
 
 impl CognitoMfaPolicySpec {
+    /// What approval tokens for this policy are bound to: its pool and region.
+    pub fn approval_scope(&self) -> String {
+        format!(
+            "{} ({})",
+            self.user_pool_id,
+            self.effective_region().unwrap_or_default()
+        )
+    }
+
     /// The AWS region of the pool: `region`, else the pool ID's prefix.
     pub fn effective_region(&self) -> Option<&str> {
         self.region
@@ -530,6 +574,22 @@ pub fn region_of_pool_id(user_pool_id: &str) -> Option<&str> {
 }
 
 impl CognitoMfaPolicy {
+    /// What the object's annotations approve: the standing approval
+    /// (`cognitomfa.io/allow-disruptive-changes: "true"`) and the token of one change
+    /// (`cognitomfa.io/approve-change`), bound to the policy's pool.
+    pub fn approval(&self) -> crate::plan::Approval {
+        crate::plan::Approval {
+            scope: self.spec.approval_scope(),
+            standing: self.allows_disruptive_changes(),
+            token: self
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(APPROVE_CHANGE_ANNOTATION))
+                .map(|t| t.trim().to_owned()),
+        }
+    }
+
     /// Whether the object carries `cognitomfa.io/allow-disruptive-changes: "true"`.
     pub fn allows_disruptive_changes(&self) -> bool {
         self.metadata
@@ -625,6 +685,9 @@ pub fn validate(spec: &CognitoMfaPolicySpec) -> Vec<Violation> {
                 REGION_MAX,
                 None,
             );
+            if c.sns_caller_arn.is_some() && c.eums_sms.is_some() {
+                v.fail(&format!("{p}.eumsSms"), SNS_OR_EUMS_MESSAGE);
+            }
             if let Some(e) = &c.eums_sms {
                 let p = format!("{p}.eumsSms");
                 v.string(
@@ -643,6 +706,7 @@ pub fn validate(spec: &CognitoMfaPolicySpec) -> Vec<Violation> {
                 ] {
                     v.string(&format!("{p}.{name}"), value.as_deref(), 0, STRING_MAX, None);
                 }
+                let before = v.0.len();
                 v.string(
                     &format!("{p}.region"),
                     e.region.as_deref(),
@@ -650,6 +714,12 @@ pub fn validate(spec: &CognitoMfaPolicySpec) -> Vec<Violation> {
                     REGION_MAX,
                     None,
                 );
+                if v.0.len() == before
+                    && let Some(region) = &e.region
+                    && spec.effective_region().is_some_and(|r| r != region)
+                {
+                    v.fail(&format!("{p}.region"), EUMS_REGION_MESSAGE);
+                }
             }
         }
     }

@@ -256,7 +256,7 @@ pub async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -372,6 +372,12 @@ struct Report {
     changes: Vec<FieldChange>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     disruptions: Vec<Disruption>,
+    /// The value of cognitomfa.io/approve-change that approves exactly these disruptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_token: Option<String>,
+    /// What Cognito is known to refuse beside the pool's other settings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     missing_prerequisites: Vec<String>,
     applied: bool,
@@ -404,7 +410,7 @@ async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             &cognito,
             &target,
             &spec.settings,
-            policy.allows_disruptive_changes(),
+            &policy.approval(),
             mode,
         )
         .await;
@@ -415,6 +421,8 @@ async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             action: Action::InSync,
             changes: Vec::new(),
             disruptions: Vec::new(),
+            approval_token: None,
+            warnings: Vec::new(),
             missing_prerequisites: Vec::new(),
             applied: false,
             in_sync: false,
@@ -429,6 +437,8 @@ async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
                 report.observed = plan::normalise(&o.after).redacted();
                 report.changes = o.plan.changes;
                 report.disruptions = o.plan.disruptions;
+                report.approval_token = o.plan.approval_token;
+                report.warnings = o.warnings;
                 report.missing_prerequisites = o.missing_prerequisites;
                 report.applied = o.wrote;
                 report.remaining = o.remaining;
@@ -498,12 +508,19 @@ fn render_text(reports: &[Report], mode: Mode) -> String {
         for d in &r.disruptions {
             let _ = writeln!(out, "  ! disruptive: {d}");
         }
-        if r.action == Action::AwaitApproval {
+        if let Some(token) = &r.approval_token {
             let _ = writeln!(
                 out,
-                "  ! not applied without approval: annotate the policy with {}: \"true\"",
+                "  ! approval: annotate the policy with {}: {token} to approve this change only, or {}: \"true\" to approve every disruptive change",
+                api::APPROVE_CHANGE_ANNOTATION,
                 api::ALLOW_DISRUPTIVE_ANNOTATION
             );
+        }
+        if r.action == Action::AwaitApproval {
+            let _ = writeln!(out, "  ! not applied without approval");
+        }
+        for w in &r.warnings {
+            let _ = writeln!(out, "  ! warning: {w}");
         }
         for p in &r.missing_prerequisites {
             let _ = writeln!(out, "  ! prerequisite missing: {p}");

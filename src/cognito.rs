@@ -16,10 +16,18 @@ use std::{
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_sdk_cognitoidentityprovider::{
     Client,
-    config::{HttpClient, Region, RuntimeComponents, SharedHttpClient},
-    error::{ProvideErrorMetadata, SdkError},
+    config::{
+        ConfigBag, HttpClient, Intercept, Region, RuntimeComponents, SharedHttpClient,
+        interceptors::BeforeTransmitInterceptorContextMut,
+    },
+    error::{BoxError, ProvideErrorMetadata, SdkError},
+    operation::{
+        describe_user_pool::DescribeUserPoolError, get_user_pool_mfa_config::GetUserPoolMfaConfigError,
+        set_user_pool_mfa_config::SetUserPoolMfaConfigError,
+    },
     types as aws,
 };
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_runtime_api::client::{
     http::{HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector},
     orchestrator::HttpRequest,
@@ -263,6 +271,57 @@ impl HttpConnector for BudgetedConnector {
     }
 }
 
+/// Takes out of a SetUserPoolMfaConfig request the empty `SnsCallerArn` that the SDK writes
+/// when the request has none.
+///
+/// Cognito takes Amazon SNS (`SnsCallerArn`) or End User Messaging (`EumsSms`), not both, and its
+/// model has made `SnsCallerArn` optional; the SDK in use (aws-sdk-cognitoidentityprovider
+/// 1.144, the newest release) still types it as a required string and serialises it, empty,
+/// beside `EumsSms`. This runs before signing, so the signature covers the body that is sent.
+/// An SDK generated from the current model would write no empty ARN, and this would find none.
+#[derive(Debug)]
+pub struct OneSmsTransport;
+
+impl Intercept for OneSmsTransport {
+    fn name(&self) -> &'static str {
+        "OneSmsTransport"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let is_set = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(Operation::of_target)
+            == Some(Operation::Set);
+        let Some(body) = request.body().bytes().filter(|_| is_set) else {
+            return Ok(());
+        };
+        let mut json: serde_json::Value = serde_json::from_slice(body)?;
+        let Some(sms) = json
+            .pointer_mut("/SmsMfaConfiguration/SmsConfiguration")
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            return Ok(());
+        };
+        if sms.get("SnsCallerArn").and_then(serde_json::Value::as_str) != Some("") {
+            return Ok(());
+        }
+        sms.remove("SnsCallerArn");
+        let body = serde_json::to_vec(&json)?;
+        request
+            .headers_mut()
+            .insert("content-length", body.len().to_string());
+        *request.body_mut() = SdkBody::from(body);
+        Ok(())
+    }
+}
+
 /// The SDK's retry policy for the operator: standard mode (throttling, 5xx and network errors
 /// retried with jittered exponential backoff) with short waits. A call gives up after
 /// `max_attempts` (default 3) and a few seconds at most; longer waits are the controller's requeue, which
@@ -343,9 +402,11 @@ impl Cognito {
         })
     }
 
-    /// A client that sends every call through `client` (built by the test with the SDK's mocks).
+    /// A client that sends every call through `client` (built by the test with the SDK's mocks),
+    /// with the operator's request fix-ups ([`OneSmsTransport`]) added.
     pub fn with_client(client: Client) -> Self {
-        Self::new(Source::Fixed(client))
+        let config = client.config().to_builder().interceptor(OneSmsTransport).build();
+        Self::new(Source::Fixed(Client::from_conf(config)))
     }
 
     fn new(source: Source) -> Self {
@@ -379,6 +440,7 @@ impl Cognito {
         let region = Region::new(target.region.clone());
         let mut config = aws_sdk_cognitoidentityprovider::config::Builder::from(base)
             .region(region.clone())
+            .interceptor(OneSmsTransport)
             .http_client(BudgetedHttpClient {
                 inner: http.clone(),
                 budget,
@@ -422,39 +484,19 @@ impl Cognito {
             .map_err(|e| CallError::new(Operation::Get, target, &e));
         self.observe(Operation::Get, out.as_ref().err());
         let out = out?;
-        Ok(MfaSettings {
-            mfa_configuration: out.mfa_configuration.as_ref().map_or(MfaMode::Off, from_aws_mode),
-            software_token_mfa_configuration: out
-                .software_token_mfa_configuration
-                .map(|t| SoftwareTokenMfa { enabled: t.enabled }),
-            sms_mfa_configuration: out.sms_mfa_configuration.map(|s| SmsMfa {
-                sms_authentication_message: s.sms_authentication_message,
-                sms_configuration: s.sms_configuration.map(from_aws_sms),
-            }),
-            email_mfa_configuration: out.email_mfa_configuration.map(|e| EmailMfa {
-                message: e.message,
-                subject: e.subject,
-            }),
-            web_authn_configuration: out.web_authn_configuration.map(|w| WebAuthn {
-                relying_party_id: w.relying_party_id,
-                // Missing values are Cognito's defaults.
-                user_verification: match w.user_verification {
-                    Some(aws::UserVerificationType::Required) => UserVerification::Required,
-                    _ => UserVerification::Preferred,
-                },
-                factor_configuration: match w.factor_configuration {
-                    Some(aws::WebAuthnFactorConfigurationType::MultiFactorWithUserVerification) => {
-                        FactorConfiguration::MultiFactorWithUserVerification
-                    }
-                    _ => FactorConfiguration::SingleFactor,
-                },
-            }),
-        })
+        Ok(from_aws(
+            out.mfa_configuration,
+            out.software_token_mfa_configuration,
+            out.sms_mfa_configuration,
+            out.email_mfa_configuration,
+            out.web_authn_configuration,
+        ))
     }
 
-    /// Replaces the pool's MFA configuration with `request` (SetUserPoolMfaConfig). The request
-    /// must be complete (see [`crate::plan::Plan::request`]): Cognito drops what it leaves out.
-    pub async fn set(&self, target: &Target, request: &MfaSettings) -> Result<(), CallError> {
+    /// Replaces the pool's MFA configuration with `request` (SetUserPoolMfaConfig) and returns
+    /// the configuration Cognito answers with: what it stored. The request must be complete (see
+    /// [`crate::plan::Plan::request`]): Cognito drops what it leaves out.
+    pub async fn set(&self, target: &Target, request: &MfaSettings) -> Result<MfaSettings, CallError> {
         let s = request;
         let out = self
             .client(target)
@@ -498,9 +540,16 @@ impl Cognito {
             }))
             .send()
             .await
-            .map_err(|e| CallError::new(Operation::Set, target, &e));
+            .map_err(|e| CallError::new(Operation::Set, target, &e).redact(&external_ids(s)));
         self.observe(Operation::Set, out.as_ref().err());
-        out.map(|_| ())
+        let out = out?;
+        Ok(from_aws(
+            out.mfa_configuration,
+            out.software_token_mfa_configuration,
+            out.sms_mfa_configuration,
+            out.email_mfa_configuration,
+            out.web_authn_configuration,
+        ))
     }
 
     /// Reads the facts that prerequisites depend on (DescribeUserPool): tier, email sending
@@ -525,6 +574,7 @@ impl Cognito {
                 .email_configuration
                 .and_then(|e| e.email_sending_account)
                 .map(|a| a.as_str().to_owned()),
+            sms_configuration: pool.sms_configuration.is_some(),
             allowed_first_auth_factors: pool
                 .policies
                 .and_then(|p| p.sign_in_policy)
@@ -540,6 +590,61 @@ impl Cognito {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves a plain map behind: still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// MFA settings from the members that GetUserPoolMfaConfig and SetUserPoolMfaConfig both answer
+/// with.
+fn from_aws(
+    mode: Option<aws::UserPoolMfaType>,
+    totp: Option<aws::SoftwareTokenMfaConfigType>,
+    sms: Option<aws::SmsMfaConfigType>,
+    email: Option<aws::EmailMfaConfigType>,
+    web_authn: Option<aws::WebAuthnConfigurationType>,
+) -> MfaSettings {
+    MfaSettings {
+        mfa_configuration: mode.as_ref().map_or(MfaMode::Off, from_aws_mode),
+        software_token_mfa_configuration: totp.map(|t| SoftwareTokenMfa { enabled: t.enabled }),
+        sms_mfa_configuration: sms.map(|s| SmsMfa {
+            sms_authentication_message: s.sms_authentication_message,
+            sms_configuration: s.sms_configuration.map(from_aws_sms),
+        }),
+        email_mfa_configuration: email.map(|e| EmailMfa {
+            message: e.message,
+            subject: e.subject,
+        }),
+        web_authn_configuration: web_authn.map(|w| WebAuthn {
+            relying_party_id: w.relying_party_id,
+            // Missing values are Cognito's defaults.
+            user_verification: match w.user_verification {
+                Some(aws::UserVerificationType::Required) => UserVerification::Required,
+                _ => UserVerification::Preferred,
+            },
+            factor_configuration: match w.factor_configuration {
+                Some(aws::WebAuthnFactorConfigurationType::MultiFactorWithUserVerification) => {
+                    FactorConfiguration::MultiFactorWithUserVerification
+                }
+                _ => FactorConfiguration::SingleFactor,
+            },
+        }),
+    }
+}
+
+/// The external IDs in a request, which no message may show.
+fn external_ids(request: &MfaSettings) -> Vec<String> {
+    let c = request
+        .sms_mfa_configuration
+        .as_ref()
+        .and_then(|s| s.sms_configuration.as_ref());
+    c.into_iter()
+        .flat_map(|c| {
+            [
+                c.external_id.clone(),
+                c.eums_sms.as_ref().and_then(|e| e.external_id.clone()),
+            ]
+        })
+        .flatten()
+        .filter(|id| !id.is_empty())
+        .collect()
 }
 
 fn from_aws_mode(m: &aws::UserPoolMfaType) -> MfaMode {
@@ -653,9 +758,15 @@ pub enum ErrorClass {
     InvalidSmsRole,
     /// `InvalidParameterException`: Cognito rejected the request. Terminal until the spec changes.
     InvalidParameter,
+    /// `InvalidParameterException` "Can't turn off SMS_MFA when SMS configuration is set for the
+    /// user pool": the policy turns SMS MFA off on a pool whose SMS configuration stays. Terminal
+    /// until the policy or the pool changes.
+    SmsConfigurationInUse,
     /// `FeatureUnavailableInTierException`: the pool's plan lacks the feature. Terminal.
     FeatureUnavailableInTier,
-    /// `OperationNotEnabledException`: the account or pool does not allow the operation. Terminal.
+    /// `OperationNotEnabledException`: the feature is not enabled for the account or pool, or the
+    /// pool's region is a secondary replica of a multi-region pool (where some operations are
+    /// refused). Terminal.
     OperationNotEnabled,
     /// `NotAuthorizedException`, `AccessDeniedException`, or no usable credentials. Terminal until
     /// the permissions change.
@@ -687,6 +798,7 @@ impl ErrorClass {
             Self::ConcurrentModification => Retry::Short,
             Self::InvalidSmsRole => Retry::ForAWhile,
             Self::InvalidParameter
+            | Self::SmsConfigurationInUse
             | Self::FeatureUnavailableInTier
             | Self::OperationNotEnabled
             | Self::AccessDenied => Retry::Terminal,
@@ -701,8 +813,9 @@ impl ErrorClass {
             Self::Unavailable | Self::ConcurrentModification => "AwsUnavailable",
             Self::InvalidSmsRole => "InvalidSmsRole",
             Self::InvalidParameter => "InvalidSpec",
+            Self::SmsConfigurationInUse => "SmsConfigurationInUse",
             Self::FeatureUnavailableInTier => "FeatureUnavailableInTier",
-            Self::OperationNotEnabled => "PrerequisiteMissing",
+            Self::OperationNotEnabled => "OperationNotEnabled",
             Self::AccessDenied => "AccessDenied",
             Self::PoolNotFound => "UserPoolNotFound",
         }
@@ -733,11 +846,77 @@ impl ErrorClass {
             _ => Self::Unavailable,
         }
     }
+
+    /// The class of an AWS error, from its code and message: one `InvalidParameterException`
+    /// has a class of its own.
+    pub fn of(code: &str, message: &str) -> Self {
+        match Self::of_code(code) {
+            Self::InvalidParameter
+                if message
+                    .to_ascii_lowercase()
+                    .contains("turn off sms_mfa when sms configuration is set") =>
+            {
+                Self::SmsConfigurationInUse
+            }
+            class => class,
+        }
+    }
+
+    /// What to do about an error of this class, when Cognito's message does not say it.
+    pub fn advice(self) -> Option<&'static str> {
+        match self {
+            Self::SmsConfigurationInUse => Some(crate::plan::SMS_CONFIGURATION_IN_USE),
+            Self::OperationNotEnabled => Some(
+                "Either the feature is not enabled for this account or user pool, or the region is a secondary replica of a multi-region user pool, where Cognito refuses this operation: set spec.region to the pool's primary region",
+            ),
+            _ => None,
+        }
+    }
 }
 
-/// A failed call to Cognito, classified.
+/// The `reasonCode` of an `InvalidParameterException`, where the operation's error has one.
+pub trait ReasonCode {
+    /// The reason code, if any.
+    fn reason_code(&self) -> Option<&str>;
+}
+
+impl ReasonCode for SetUserPoolMfaConfigError {
+    fn reason_code(&self) -> Option<&str> {
+        match self {
+            Self::InvalidParameterException(e) => e.reason_code(),
+            _ => None,
+        }
+    }
+}
+
+impl ReasonCode for GetUserPoolMfaConfigError {
+    fn reason_code(&self) -> Option<&str> {
+        match self {
+            Self::InvalidParameterException(e) => e.reason_code(),
+            _ => None,
+        }
+    }
+}
+
+impl ReasonCode for DescribeUserPoolError {
+    fn reason_code(&self) -> Option<&str> {
+        match self {
+            Self::InvalidParameterException(e) => e.reason_code(),
+            _ => None,
+        }
+    }
+}
+
+/// A failed call to Cognito, classified. It reads as one line: the operation, the pool, AWS's
+/// code (with the `reasonCode` of an `InvalidParameterException`), AWS's message, and what to do
+/// where the class says more than the message.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation} for user pool {pool} failed: {code}: {message}", operation = .operation.name())]
+#[error(
+    "{operation} for user pool {pool} failed: {code}{reason}: {message}{advice}",
+    operation = .operation.name(),
+    reason = .reason_code.as_ref().map(|r| format!(" (reasonCode {r})")).unwrap_or_default(),
+    advice = .class.advice().map(|a| format!(". {a}")).unwrap_or_default()
+)]
 pub struct CallError {
     /// The operation that failed.
     pub operation: Operation,
@@ -749,27 +928,31 @@ pub struct CallError {
     pub code: String,
     /// AWS's message, or a description of the failure.
     pub message: String,
+    /// The `reasonCode` of an `InvalidParameterException`.
+    pub reason_code: Option<String>,
 }
 
 impl CallError {
     fn new<E, R>(operation: Operation, target: &Target, err: &SdkError<E, R>) -> Self
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + ReasonCode + std::error::Error + 'static,
         R: fmt::Debug + 'static,
     {
+        let mut reason_code = None;
         let (class, code, message) = match err {
             SdkError::ServiceError(se) => {
                 let e = se.err();
+                reason_code = e.reason_code().map(str::to_owned);
                 match e.code() {
                     Some(code) => (
-                        ErrorClass::of_code(code),
+                        ErrorClass::of(code, e.message().unwrap_or_default()),
                         code.to_owned(),
                         e.message().unwrap_or_default().to_owned(),
                     ),
                     None => (
                         ErrorClass::Unavailable,
                         "UnknownError".to_owned(),
-                        source_chain(e),
+                        crate::error_chain(e),
                     ),
                 }
             }
@@ -777,45 +960,49 @@ impl CallError {
             SdkError::ConstructionFailure(_) => (
                 ErrorClass::AccessDenied,
                 "CredentialsUnavailable".to_owned(),
-                source_chain(err),
+                crate::error_chain(err),
             ),
-            SdkError::TimeoutError(_) => (ErrorClass::Unavailable, "Timeout".to_owned(), source_chain(err)),
+            SdkError::TimeoutError(_) => (ErrorClass::Unavailable, "Timeout".to_owned(), crate::error_chain(err)),
             SdkError::DispatchFailure(_) => (
                 ErrorClass::Unavailable,
                 "DispatchFailure".to_owned(),
-                source_chain(err),
+                crate::error_chain(err),
             ),
             SdkError::ResponseError(_) => (
                 ErrorClass::Unavailable,
                 "ResponseError".to_owned(),
-                source_chain(err),
+                crate::error_chain(err),
             ),
             _ => (
                 ErrorClass::Unavailable,
                 "UnknownError".to_owned(),
-                source_chain(err),
+                crate::error_chain(err),
             ),
         };
-        Self {
+        let error = Self {
             operation,
             pool: target.to_string(),
             class,
             code,
             message,
-        }
+            reason_code,
+        };
+        let role_id: Vec<String> = target
+            .role
+            .iter()
+            .filter_map(|r| r.external_id.clone())
+            .collect();
+        error.redact(&role_id)
     }
-}
 
-/// An error and its sources, joined, for messages that name the root cause.
-fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut next = err.source();
-    while let Some(e) = next {
-        let s = e.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
+    /// This error with every occurrence of `secrets` (external IDs) in AWS's words replaced.
+    fn redact(mut self, secrets: &[String]) -> Self {
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            self.message = self.message.replace(secret.as_str(), "(redacted)");
+            if let Some(r) = self.reason_code.as_mut() {
+                *r = r.replace(secret.as_str(), "(redacted)");
+            }
         }
-        next = e.source();
+        self
     }
-    parts.join(": ")
 }

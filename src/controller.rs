@@ -168,6 +168,7 @@ fn trigger_hash(p: &CognitoMfaPolicy) -> Option<u64> {
     p.meta().generation.hash(&mut h);
     p.finalizers().hash(&mut h);
     p.annotations().get(api::ALLOW_DISRUPTIVE_ANNOTATION).hash(&mut h);
+    p.annotations().get(api::APPROVE_CHANGE_ANNOTATION).hash(&mut h);
     p.meta()
         .deletion_timestamp
         .as_ref()
@@ -446,8 +447,8 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     }
     let generation = p.meta().generation.unwrap_or_default();
     let uid = p.uid().unwrap_or_default();
-    let mut adopted = None;
-    let found = find(p, ctx, &mut adopted).await?;
+    let mut side = Side::default();
+    let found = find(p, ctx, &mut side).await?;
     // A write whose report never reached the API server (it was away, or refused the status)
     // is reported now, once the pool is seen in sync: the status and the event are not lost.
     let unreported = lock(&ctx.unreported).remove(&uid);
@@ -458,7 +459,7 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
         (found, _) => found,
     };
     let mut prev = p.status.clone();
-    if let Some(adopted) = adopted {
+    if let Some(adopted) = side.adopted {
         prev.get_or_insert_default().adopted_from = Some(Box::new(adopted));
     }
     let (status, reason) = status::next(prev.as_ref(), generation, &found, &now());
@@ -471,17 +472,39 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     }
     ctx.metrics.policy_reason(&uid, Some(reason));
     report(p, ctx, &found, reason, reason_before).await;
+    if let Some(note) = side.standing_approval {
+        ctx.publish(p, EventType::Warning, "StandingApprovalUsed", "SetUserPoolMfaConfig", note)
+            .await;
+    }
     Ok((requeue(p, ctx, &found), Some(reason)))
 }
 
+/// What a pass tells the reconcile beside what it found.
+#[derive(Default)]
+struct Side {
+    /// The configuration to record as `adoptedFrom` (this pass made the operator's first write).
+    adopted: Option<MfaSettings>,
+    /// A disruptive write went through on the standing approval: the Warning event's note.
+    standing_approval: Option<String>,
+}
+
+/// The AwaitingApproval message: what would change, why it waits, and the two ways to approve.
+fn approval_message(plan: &plan::Plan) -> String {
+    let changes: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
+    let why: Vec<String> = plan.disruptions.iter().map(ToString::to_string).collect();
+    format!(
+        "Waiting for approval to change {}. Why: {}. To apply this change only, annotate the policy with {}: {} (a different disruptive change needs its own token); {}: \"true\" approves every disruptive change, now and later.",
+        changes.join("; "),
+        why.join("; "),
+        api::APPROVE_CHANGE_ANNOTATION,
+        plan.approval_token.as_deref().unwrap_or_default(),
+        api::ALLOW_DISRUPTIVE_ANNOTATION
+    )
+}
+
 /// Finds out where the policy stands: validation, ownership, then one pass against the pool
-/// (which writes to it when the plan says so). Sets `adopted` to the configuration recorded as
-/// `adoptedFrom` when this pass made the operator's first write.
-async fn find(
-    p: &CognitoMfaPolicy,
-    ctx: &Context,
-    adopted: &mut Option<MfaSettings>,
-) -> Result<Found, Error> {
+/// (which writes to it when the plan says so), telling `side` what else the pass did.
+async fn find(p: &CognitoMfaPolicy, ctx: &Context, side: &mut Side) -> Result<Found, Error> {
     let spec = &p.spec;
     let violations = api::validate(spec);
     if !violations.is_empty() {
@@ -507,7 +530,7 @@ async fn find(
         &ctx.cognito,
         &target,
         &spec.settings,
-        p.allows_disruptive_changes(),
+        &p.approval(),
     )
     .await
     {
@@ -525,31 +548,39 @@ async fn find(
         return Ok(Found::Drifted { observed, fields });
     }
     if outcome.plan.action == PlanAction::AwaitApproval {
-        let changes: Vec<String> = outcome.plan.changes.iter().map(ToString::to_string).collect();
-        let why: Vec<String> = outcome.plan.disruptions.iter().map(ToString::to_string).collect();
-        let message = format!(
-            "Waiting for approval to change {}. Why: {}. To apply, annotate the policy with {}: \"true\".",
-            changes.join("; "),
-            why.join("; "),
-            api::ALLOW_DISRUPTIVE_ANNOTATION
-        );
+        let message = approval_message(&outcome.plan);
         return Ok(Found::AwaitingApproval { observed, message });
     }
     if !outcome.missing_prerequisites.is_empty() {
         let message = format!("Not applied: {}.", outcome.missing_prerequisites.join("; "));
         return Ok(Found::PrerequisiteMissing { observed, message });
     }
-    // The configuration before the operator's first write is kept for deletionPolicy Restore,
-    // and must be recorded before that write: a crash after the write would lose it.
+    // The configuration before the operator's first write is kept as adoptedFrom, and goes in
+    // the status patch that reports the write. deletionPolicy Restore depends on it: for such a
+    // policy it is recorded before the write, since a crash between the write and its report
+    // would lose it.
     if p.status.as_ref().and_then(|s| s.adopted_from.as_ref()).is_none() {
-        let mut with_adoption = p.status.clone().unwrap_or_default();
-        with_adoption.adopted_from = Some(Box::new(observed.redacted()));
-        ctx.write_status(p, &with_adoption).await?;
-        *adopted = with_adoption.adopted_from.map(|a| *a);
+        let adopted_from = observed.redacted();
+        if spec.deletion_policy == DeletionPolicy::Restore {
+            let mut with_adoption = p.status.clone().unwrap_or_default();
+            with_adoption.adopted_from = Some(Box::new(adopted_from.clone()));
+            ctx.write_status(p, &with_adoption).await?;
+        }
+        side.adopted = Some(adopted_from);
     }
     let mut outcome = outcome;
     if let Err(e) = sync::write(&ctx.cognito, &target, &spec.settings, &mut outcome).await {
         return Ok(aws_error(p, ctx, e));
+    }
+    if outcome.plan.approved_by == Some(plan::ApprovedBy::Standing) {
+        let why: Vec<String> = outcome.plan.disruptions.iter().map(ToString::to_string).collect();
+        side.standing_approval = Some(format!(
+            "A disruptive change went through on the standing approval {}: \"true\": {}. To approve one change at a time, use {} with the token of that change instead (this one: {}).",
+            api::ALLOW_DISRUPTIVE_ANNOTATION,
+            why.join("; "),
+            api::APPROVE_CHANGE_ANNOTATION,
+            outcome.plan.approval_token.as_deref().unwrap_or_default()
+        ));
     }
     let observed = plan::normalise(&outcome.after);
     if outcome.remaining.is_empty() {
@@ -697,7 +728,13 @@ async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<R
     };
     if let (Some(desired), Some(target)) = (desired, Target::of_spec(spec)) {
         // Deletion puts back what the owner chose; the guardrail does not hold it.
-        match sync::run(&ctx.cognito, &target, &desired, true, Mode::Enforce).await {
+        match sync::run(
+            &ctx.cognito,
+            &target,
+            &desired,
+            &plan::Approval::standing(),
+            Mode::Enforce,
+        ).await {
             Ok(o) if o.wrote => {
                 let what = if spec.deletion_policy == DeletionPolicy::Reset {
                     "Reset"

@@ -15,3 +15,20 @@ pub mod server;
 pub mod status;
 pub mod sync;
 pub mod telemetry;
+
+/// An error and its causes on one line, each cause once: `a: b: c`. A cause whose text is
+/// already in what came before is left out, because many errors' `Display` already includes
+/// their source (printing the chain source by source would repeat it).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let s = e.to_string();
+        if !s.is_empty() && !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        next = e.source();
+    }
+    out
+}

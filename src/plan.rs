@@ -97,6 +97,66 @@ impl fmt::Display for FieldChange {
     }
 }
 
+/// What approves a disruptive change of one policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Approval {
+    /// What tokens are bound to: the pool (its ID and region), so that a token copied to another
+    /// policy approves nothing there.
+    pub scope: String,
+    /// `cognitomfa.io/allow-disruptive-changes: "true"`: every disruptive change is approved,
+    /// now and later.
+    pub standing: bool,
+    /// The value of `cognitomfa.io/approve-change`: approves the one change whose
+    /// [`approval_token`] it is.
+    pub token: Option<String>,
+}
+
+impl Approval {
+    /// No approval at all for the pool `scope`.
+    pub fn none(scope: impl Into<String>) -> Self {
+        Self {
+            scope: scope.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Approval of everything (deletion, which puts back what the owner chose).
+    pub fn standing() -> Self {
+        Self {
+            standing: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// What let a disruptive change through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ApprovedBy {
+    /// The standing approval (`allow-disruptive-changes: "true"`).
+    Standing,
+    /// A token for exactly this change (`approve-change`).
+    Token,
+}
+
+/// The token that approves exactly these disruptions of the pool `scope`: `cmp-` and 12
+/// hexadecimal digits of a SHA-256 over the scope and each disruption with its values (the mode
+/// it leaves, the factors it removes, the relying party IDs). It depends on nothing else, so the
+/// operator and the offline `plan` give the same token, and a different disruptive change (a
+/// turn to ON from another mode, a new relying party ID) gets a different one.
+pub fn approval_token(scope: &str, disruptions: &[Disruption]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"cognitomfa.io/approve-change/v1\n");
+    hash.update(scope.as_bytes());
+    for d in disruptions {
+        hash.update(b"\n");
+        hash.update(serde_json::to_string(d).expect("a disruption serializes").as_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("cmp-{hex}")
+}
+
 /// The outcome of planning one policy against one pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -107,6 +167,13 @@ pub struct Plan {
     pub changes: Vec<FieldChange>,
     /// Why the change needs approval (empty when it does not).
     pub disruptions: Vec<Disruption>,
+    /// The token that approves exactly these disruptions (see [`approval_token`]); `None` when
+    /// there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_token: Option<String>,
+    /// What approved the disruptions, when they are approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<ApprovedBy>,
     /// The complete SetUserPoolMfaConfig request that makes the pool match the policy. Meaningful
     /// when `action` is not `InSync`.
     #[serde(skip)]
@@ -128,9 +195,9 @@ impl Plan {
 /// Plans one policy against one pool.
 ///
 /// `desired` is the policy's settings (assumed valid, see [`crate::api::validate`]); `live` is
-/// what GetUserPoolMfaConfig returned (normalised here); `approved` is whether the object carries
-/// the approval annotation.
-pub fn plan(desired: &MfaSettings, live: &MfaSettings, approved: bool) -> Plan {
+/// what GetUserPoolMfaConfig returned (normalised here); `approval` is what the object's
+/// annotations approve.
+pub fn plan(desired: &MfaSettings, live: &MfaSettings, approval: &Approval) -> Plan {
     let live = normalise(live);
     let changes = diff(desired, &live);
     let request = request(desired, &live);
@@ -139,9 +206,17 @@ pub fn plan(desired: &MfaSettings, live: &MfaSettings, approved: bool) -> Plan {
     } else {
         disruptions(&live, &normalise(&request))
     };
+    let approval_token =
+        (!disruptions.is_empty()).then(|| approval_token(&approval.scope, &disruptions));
+    let approved_by = match &approval_token {
+        None => None,
+        Some(token) if approval.token.as_deref() == Some(token.as_str()) => Some(ApprovedBy::Token),
+        Some(_) if approval.standing => Some(ApprovedBy::Standing),
+        Some(_) => None,
+    };
     let action = if changes.is_empty() {
         Action::InSync
-    } else if !disruptions.is_empty() && !approved {
+    } else if !disruptions.is_empty() && approved_by.is_none() {
         Action::AwaitApproval
     } else {
         Action::Apply
@@ -150,6 +225,8 @@ pub fn plan(desired: &MfaSettings, live: &MfaSettings, approved: bool) -> Plan {
         action,
         changes,
         disruptions,
+        approval_token,
+        approved_by,
         request,
     }
 }
@@ -236,6 +313,30 @@ fn diff(desired: &MfaSettings, live: &MfaSettings) -> Vec<FieldChange> {
             leaf_changes(name, &want, have.as_ref(), &mut change);
         }
     }
+    // One SMS transport: the one the policy names replaces the other.
+    let transport = |s: &MfaSettings| {
+        s.sms_mfa_configuration
+            .as_ref()
+            .and_then(|m| m.sms_configuration.clone())
+    };
+    if let (Some(want), Some(have)) = (transport(desired), transport(live)) {
+        if want.eums_sms.is_some() && have.sns_caller_arn.is_some() {
+            change(
+                "smsMfaConfiguration.smsConfiguration.snsCallerArn",
+                have.sns_caller_arn.clone(),
+                None,
+            );
+        }
+        if want.sns_caller_arn.is_some()
+            && let Some(eums) = &have.eums_sms
+        {
+            change(
+                "smsMfaConfiguration.smsConfiguration.eumsSms",
+                Some(eums.caller_arn.clone()),
+                None,
+            );
+        }
+    }
     if let Some(want) = &desired.web_authn_configuration {
         let have = live.web_authn_configuration.clone().unwrap_or_default();
         leaf_changes(
@@ -309,7 +410,7 @@ fn request(desired: &MfaSettings, live: &MfaSettings) -> MfaSettings {
         .sms_mfa_configuration
         .as_ref()
         .filter(|_| factors_allowed)
-        .map(|d| merged(live.sms_mfa_configuration.as_ref(), d));
+        .map(|d| one_transport(d, merged(live.sms_mfa_configuration.as_ref(), d)));
     let email: Option<EmailMfa> = desired
         .email_mfa_configuration
         .as_ref()
@@ -334,6 +435,26 @@ fn request(desired: &MfaSettings, live: &MfaSettings) -> MfaSettings {
         email_mfa_configuration: email,
         web_authn_configuration: web_authn,
     }
+}
+
+/// The merged SMS settings with only the transport the policy names: Cognito takes Amazon SNS
+/// (`SnsCallerArn`) or End User Messaging (`EumsSms`), not both, so the live values of the other
+/// one are not carried over. SNS's external ID and region go with its role, unless the policy
+/// sets them.
+fn one_transport(desired: &SmsMfa, mut merged: SmsMfa) -> SmsMfa {
+    if let (Some(want), Some(out)) = (
+        desired.sms_configuration.as_ref(),
+        merged.sms_configuration.as_mut(),
+    ) {
+        if want.eums_sms.is_some() {
+            out.sns_caller_arn = None;
+            out.external_id = want.external_id.clone();
+            out.sns_region = want.sns_region.clone();
+        } else if want.sns_caller_arn.is_some() {
+            out.eums_sms = None;
+        }
+    }
+    merged
 }
 
 /// What in going from `live` to `next` (both normalised) can lock users out.
@@ -374,16 +495,38 @@ pub struct PoolFacts {
     pub email_sending_account: Option<String>,
     /// The sign-in policy's allowed first factors, such as `PASSWORD`, `WEB_AUTHN`.
     pub allowed_first_auth_factors: Vec<String>,
+    /// Whether the pool has an SMS configuration (`SmsConfiguration`, also used for phone
+    /// number verification), which Cognito does not let SMS MFA be turned off beside.
+    pub sms_configuration: bool,
 }
 
-/// Whether checking prerequisites is worth a DescribeUserPool call for these settings.
-pub fn has_prerequisites(desired: &MfaSettings) -> bool {
-    desired.email_mfa_configuration.is_some()
-        || desired.web_authn_configuration.as_ref().is_some_and(|w| {
+/// Whether checking prerequisites is worth a DescribeUserPool call for the request that moves
+/// the pool from `live`.
+pub fn has_prerequisites(request: &MfaSettings, live: &MfaSettings) -> bool {
+    request.email_mfa_configuration.is_some()
+        || request.web_authn_configuration.as_ref().is_some_and(|w| {
             w.factor_configuration == crate::api::FactorConfiguration::MultiFactorWithUserVerification
         })
-        || desired.mfa_configuration == MfaMode::On
+        || request.mfa_configuration == MfaMode::On
+        || turns_sms_off(request, live)
 }
+
+fn turns_sms_off(request: &MfaSettings, live: &MfaSettings) -> bool {
+    request.sms_mfa_configuration.is_none() && normalise(live).sms_mfa_configuration.is_some()
+}
+
+/// What Cognito is known to refuse beside the pool's other settings, told in advance: a request
+/// that turns SMS MFA off on a pool with an SMS configuration.
+pub fn warnings(request: &MfaSettings, live: &MfaSettings, facts: &PoolFacts) -> Vec<String> {
+    let mut out = Vec::new();
+    if facts.sms_configuration && turns_sms_off(request, live) {
+        out.push(SMS_CONFIGURATION_IN_USE.to_owned());
+    }
+    out
+}
+
+/// Why a pool with an SMS configuration keeps SMS MFA, and the two ways out.
+pub const SMS_CONFIGURATION_IN_USE: &str = "Cognito does not turn SMS MFA off while the user pool has an SMS configuration (used for phone number verification too). Either add smsMfaConfiguration to the policy to keep SMS MFA, or remove the pool's SMS configuration (UpdateUserPool, outside this operator) and let the operator retry";
 
 /// The prerequisites of `desired` that the pool does not meet, in words. Facts Cognito did not
 /// report are not held against the pool.
@@ -441,6 +584,138 @@ mod tests {
     }
 
     const SMS_ROLE: &str = "arn:aws:iam::123456789012:role/sms";
+    const EUMS_ROLE: &str = "arn:aws:iam::123456789012:role/eums";
+    const POOL: &str = "eu-west-1_AbC123 (eu-west-1)";
+
+    fn token_for(desired: &MfaSettings, live: &MfaSettings) -> String {
+        plan(desired, live, &Approval::none(POOL))
+            .approval_token
+            .expect("a disruptive change has a token")
+    }
+
+    fn with_token(token: &str) -> Approval {
+        Approval {
+            token: Some(token.to_owned()),
+            ..Approval::none(POOL)
+        }
+    }
+
+    /// A token approves the change it was given for, and no other: another disruption, other
+    /// target values, another pool.
+    #[test]
+    fn an_approval_token_approves_only_its_own_change() {
+        let optional = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}));
+        let on = settings(serde_json::json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}));
+        let new_rp = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "b.example.com"}}));
+        let other_rp = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "c.example.com"}}));
+        let off = settings(serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}));
+
+        let to_on = token_for(&on, &optional);
+        // Deterministic: the same change gives the same token, in this shape.
+        assert_eq!(to_on, token_for(&on, &optional));
+        assert!(
+            to_on.len() == 16 && to_on.starts_with("cmp-") && to_on[4..].chars().all(|c| c.is_ascii_hexdigit()),
+            "{to_on}"
+        );
+        let p = plan(&on, &optional, &with_token(&to_on));
+        assert_eq!((p.action, p.approved_by), (Action::Apply, Some(ApprovedBy::Token)));
+
+        // Another disruptive change needs its own token.
+        for (name, desired, live) in [
+            ("new relying party", &new_rp, &optional),
+            ("another relying party", &other_rp, &optional),
+            ("ON from OFF", &on, &off),
+        ] {
+            let p = plan(desired, live, &with_token(&to_on));
+            assert_eq!(p.action, Action::AwaitApproval, "{name}");
+            assert_ne!(p.approval_token.as_deref(), Some(to_on.as_str()), "{name}");
+        }
+        assert_ne!(token_for(&new_rp, &optional), token_for(&other_rp, &optional));
+        // The same change on another pool.
+        let elsewhere = Approval {
+            token: Some(to_on.clone()),
+            ..Approval::none("eu-west-1_Other (eu-west-1)")
+        };
+        assert_eq!(plan(&on, &optional, &elsewhere).action, Action::AwaitApproval);
+        // The standing approval lets any of them through, and says so.
+        let standing = Approval {
+            standing: true,
+            ..Approval::none(POOL)
+        };
+        let p = plan(&new_rp, &optional, &standing);
+        assert_eq!((p.action, p.approved_by), (Action::Apply, Some(ApprovedBy::Standing)));
+        // No disruption: no token, nothing to approve.
+        let p = plan(&optional, &on, &Approval::none(POOL));
+        assert_eq!((p.action, p.approval_token, p.approved_by), (Action::Apply, None, None));
+    }
+
+    fn sms_with(configuration: serde_json::Value) -> MfaSettings {
+        settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
+            "smsMfaConfiguration": {"smsAuthenticationMessage": "Code {####}", "smsConfiguration": configuration}}))
+    }
+
+    /// Cognito takes SNS or End User Messaging, not both: the request carries only the one the
+    /// policy names, whatever the pool has, and the other one in the pool is a change.
+    #[rstest]
+    #[case::sns_to_eums(
+        serde_json::json!({"snsCallerArn": SMS_ROLE, "externalId": "sns-secret", "snsRegion": "eu-west-1"}),
+        serde_json::json!({"eumsSms": {"callerArn": EUMS_ROLE}}),
+        serde_json::json!({"eumsSms": {"callerArn": EUMS_ROLE}}),
+        "smsMfaConfiguration.smsConfiguration.snsCallerArn"
+    )]
+    #[case::eums_to_sns(
+        serde_json::json!({"eumsSms": {"callerArn": EUMS_ROLE, "externalId": "eums-secret", "originationIdentity": "+15555550100"}}),
+        serde_json::json!({"snsCallerArn": SMS_ROLE}),
+        serde_json::json!({"snsCallerArn": SMS_ROLE}),
+        "smsMfaConfiguration.smsConfiguration.eumsSms"
+    )]
+    #[case::eums_settings_carried_over(
+        serde_json::json!({"eumsSms": {"callerArn": EUMS_ROLE, "externalId": "eums-secret", "originationIdentity": "+15555550100"}}),
+        serde_json::json!({"eumsSms": {"callerArn": "arn:aws:iam::123456789012:role/eums-2"}}),
+        serde_json::json!({"eumsSms": {"callerArn": "arn:aws:iam::123456789012:role/eums-2", "externalId": "eums-secret", "originationIdentity": "+15555550100"}}),
+        "smsMfaConfiguration.smsConfiguration.eumsSms.callerArn"
+    )]
+    fn one_sms_transport_is_sent(
+        #[case] live: serde_json::Value,
+        #[case] desired: serde_json::Value,
+        #[case] sent: serde_json::Value,
+        #[case] changed: &str,
+    ) {
+        let p = plan(&sms_with(desired), &sms_with(live), &Approval::none(POOL));
+        assert_eq!(p.action, Action::Apply);
+        assert!(fields(&p).contains(&changed), "{:?}", fields(&p));
+        let request = serde_json::to_value(&p.request).unwrap();
+        assert_eq!(request["smsMfaConfiguration"]["smsConfiguration"], sent);
+        // Once the pool has what was sent, it is in sync.
+        assert!(plan(&sms_with(desired_of(&p)), &p.request, &Approval::none(POOL)).is_in_sync());
+    }
+
+    fn desired_of(p: &Plan) -> serde_json::Value {
+        serde_json::to_value(&p.request).unwrap()["smsMfaConfiguration"]["smsConfiguration"].clone()
+    }
+
+    /// Turning SMS MFA off on a pool with an SMS configuration is told in advance.
+    #[test]
+    fn turning_sms_off_beside_an_sms_configuration_is_warned_about() {
+        let live = sms_with(serde_json::json!({"snsCallerArn": SMS_ROLE}));
+        let desired = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}));
+        let request = plan(&desired, &live, &Approval::none(POOL)).request;
+        assert!(has_prerequisites(&request, &live));
+        let with_sms = PoolFacts {
+            sms_configuration: true,
+            ..PoolFacts::default()
+        };
+        assert_eq!(warnings(&request, &live, &with_sms), vec![SMS_CONFIGURATION_IN_USE.to_owned()]);
+        assert_eq!(warnings(&request, &live, &PoolFacts::default()), Vec::<String>::new());
+        // Keeping SMS on, or a pool without SMS MFA, warns of nothing.
+        let keep = plan(&live, &live, &Approval::none(POOL)).request;
+        assert_eq!(warnings(&keep, &live, &with_sms), Vec::<String>::new());
+        assert_eq!(warnings(&request, &desired, &with_sms), Vec::<String>::new());
+    }
 
     /// One case per rule of the drift comparison (see the module's documentation) and of the plan.
     #[rstest]
@@ -518,7 +793,7 @@ mod tests {
         #[case] live: serde_json::Value,
         #[case] expected: &[&str],
     ) {
-        let p = plan(&settings(desired), &settings(live), false);
+        let p = plan(&settings(desired), &settings(live), &Approval::none(POOL));
         assert_eq!(fields(&p), expected);
         assert_eq!(p.action == Action::InSync, expected.is_empty());
     }
@@ -533,7 +808,7 @@ mod tests {
         let desired = settings(
             serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
         );
-        assert_eq!(plan(&desired, &live, false).request.web_authn_configuration, None);
+        assert_eq!(plan(&desired, &live, &Approval::none(POOL)).request.web_authn_configuration, None);
     }
 
     #[test]
@@ -551,7 +826,7 @@ mod tests {
             "emailMfaConfiguration": {"message": "Mail {####}", "subject": "Old subject"},
             "webAuthnConfiguration": {"relyingPartyId": "auth.example.com", "userVerification": "required"}
         }));
-        let p = plan(&desired, &live, false);
+        let p = plan(&desired, &live, &Approval::none(POOL));
         let r = &p.request;
         assert_eq!(r.mfa_configuration, MfaMode::Optional);
         // TOTP is turned off explicitly, never by omission.
@@ -584,7 +859,7 @@ mod tests {
         let live = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
             "softwareTokenMfaConfiguration": {"enabled": true}, "emailMfaConfiguration": {},
             "webAuthnConfiguration": {"relyingPartyId": "auth.example.com"}}));
-        let r = plan(&desired, &live, false).request;
+        let r = plan(&desired, &live, &Approval::none(POOL)).request;
         assert_eq!(r.software_token_mfa_configuration, None);
         assert_eq!(r.sms_mfa_configuration, None);
         assert_eq!(r.email_mfa_configuration, None);
@@ -597,7 +872,7 @@ mod tests {
             "smsMfaConfiguration": {"smsConfiguration": {"externalId": "new-secret"}}}));
         let live = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
             "smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": SMS_ROLE, "externalId": "old-secret"}}}));
-        let p = plan(&desired, &live, false);
+        let p = plan(&desired, &live, &Approval::none(POOL));
         assert_eq!(fields(&p), ["smsMfaConfiguration.smsConfiguration.externalId"]);
         let shown = format!("{:?} {}", p.changes, serde_json::to_string(&p).unwrap());
         assert!(!shown.contains("secret"), "{shown}");
@@ -641,7 +916,7 @@ mod tests {
             settings(serde_json::from_str(live).unwrap()),
             settings(serde_json::from_str(desired).unwrap()),
         );
-        let waiting = plan(&desired, &live, false);
+        let waiting = plan(&desired, &live, &Approval::none(POOL));
         assert_eq!(waiting.action, Action::AwaitApproval);
         let kinds: Vec<String> = waiting
             .disruptions
@@ -654,7 +929,7 @@ mod tests {
             })
             .collect();
         assert!(kinds.contains(&kind.to_owned()), "{kinds:?}");
-        let approved = plan(&desired, &live, true);
+        let approved = plan(&desired, &live, &Approval::standing());
         assert_eq!(approved.action, Action::Apply);
         assert_eq!(approved.request, waiting.request);
     }
@@ -680,7 +955,7 @@ mod tests {
         let p = plan(
             &settings(serde_json::from_str(desired).unwrap()),
             &settings(serde_json::from_str(live).unwrap()),
-            false,
+            &Approval::none(POOL),
         );
         assert_eq!(p.action, Action::Apply, "{:?}", p.disruptions);
         assert!(p.disruptions.is_empty());
@@ -724,7 +999,7 @@ mod tests {
     )]
     fn prerequisites(#[case] request: &str, #[case] facts: PoolFacts, #[case] missing: usize) {
         let request = settings(serde_json::from_str(request).unwrap());
-        assert!(has_prerequisites(&request));
+        assert!(has_prerequisites(&request, &MfaSettings::default()));
         assert_eq!(missing_prerequisites(&request, &facts).len(), missing);
     }
 
@@ -846,16 +1121,16 @@ mod tests {
     proptest! {
         #[test]
         fn applying_the_plan_converges(desired in desired(), live in live()) {
-            let first = plan(&desired, &live, true);
+            let first = plan(&desired, &live, &Approval::standing());
             let after = cognito_after(&first.request);
-            let second = plan(&desired, &after, true);
+            let second = plan(&desired, &after, &Approval::standing());
             prop_assert!(second.is_in_sync(), "left: {:?}", second.changes);
             prop_assert_eq!(second.action, Action::InSync);
         }
 
         #[test]
         fn an_apply_never_alters_what_the_policy_does_not_mention(desired in desired(), live in live()) {
-            let request = plan(&desired, &live, true).request;
+            let request = plan(&desired, &live, &Approval::standing()).request;
             let live = normalise(&live);
             // Passkeys the policy does not mention stay as they are.
             if desired.web_authn_configuration.is_none() {
@@ -878,7 +1153,7 @@ mod tests {
 
         #[test]
         fn requests_are_complete_and_acceptable_to_cognito(desired in desired(), live in live()) {
-            let r = plan(&desired, &live, true).request;
+            let r = plan(&desired, &live, &Approval::standing()).request;
             prop_assert_eq!(r.mfa_configuration, desired.mfa_configuration);
             if r.mfa_configuration == MfaMode::Off {
                 // OFF with any factor block is rejected by Cognito.
@@ -893,7 +1168,7 @@ mod tests {
         #[test]
         fn in_sync_exactly_when_nothing_the_policy_says_differs(desired in desired()) {
             // A pool that already is what the request says is in sync, whatever it was before.
-            let p = plan(&desired, &desired, false);
+            let p = plan(&desired, &desired, &Approval::none(POOL));
             prop_assert!(p.is_in_sync(), "{:?}", p.changes);
         }
     }

@@ -43,11 +43,16 @@ pub enum Reason {
     AwaitingApproval,
     /// The pool lacks something the policy needs (tier, SES, sign-in settings).
     PrerequisiteMissing,
+    /// The policy turns SMS MFA off, and Cognito refuses while the pool has an SMS
+    /// configuration.
+    SmsConfigurationInUse,
+    /// Cognito refuses the operation: a feature not enabled, or a secondary replica region.
+    OperationNotEnabled,
 }
 
 impl Reason {
     /// Every reason, for metrics that report each one.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 16] = [
         Self::InSync,
         Self::Applied,
         Self::DriftCorrected,
@@ -62,6 +67,8 @@ impl Reason {
         Self::Conflict,
         Self::AwaitingApproval,
         Self::PrerequisiteMissing,
+        Self::SmsConfigurationInUse,
+        Self::OperationNotEnabled,
     ];
 
     /// The reason as it appears in conditions.
@@ -81,6 +88,8 @@ impl Reason {
             Self::Conflict => "Conflict",
             Self::AwaitingApproval => "AwaitingApproval",
             Self::PrerequisiteMissing => "PrerequisiteMissing",
+            Self::SmsConfigurationInUse => "SmsConfigurationInUse",
+            Self::OperationNotEnabled => "OperationNotEnabled",
         }
     }
 
@@ -92,7 +101,8 @@ impl Reason {
             ErrorClass::InvalidSmsRole => Self::InvalidSmsRole,
             ErrorClass::InvalidParameter => Self::InvalidSpec,
             ErrorClass::FeatureUnavailableInTier => Self::FeatureUnavailableInTier,
-            ErrorClass::OperationNotEnabled => Self::PrerequisiteMissing,
+            ErrorClass::SmsConfigurationInUse => Self::SmsConfigurationInUse,
+            ErrorClass::OperationNotEnabled => Self::OperationNotEnabled,
             ErrorClass::AccessDenied => Self::AccessDenied,
             ErrorClass::PoolNotFound => Self::UserPoolNotFound,
         }
@@ -507,7 +517,8 @@ mod tests {
         "FeatureUnavailableInTier",
         true
     )]
-    #[case::not_enabled(error(ErrorClass::OperationNotEnabled, false), "PrerequisiteMissing", true)]
+    #[case::not_enabled(error(ErrorClass::OperationNotEnabled, false), "OperationNotEnabled", true)]
+    #[case::sms_configuration_in_use(error(ErrorClass::SmsConfigurationInUse, false), "SmsConfigurationInUse", true)]
     #[case::denied(error(ErrorClass::AccessDenied, false), "AccessDenied", true)]
     #[case::gone(error(ErrorClass::PoolNotFound, false), "UserPoolNotFound", true)]
     #[case::conflict(Found::Conflict { message: "owned by a/b".into() }, "Conflict", true)]

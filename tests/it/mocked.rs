@@ -19,7 +19,7 @@ use aws_smithy_types::body::SdkBody;
 use cognito_mfa_operator::{
     api::{FactorConfiguration, MfaMode, MfaSettings, UserVerification},
     cognito::{self, Cognito, ErrorClass, Retry, Target},
-    plan::Action,
+    plan::{Action, Approval},
     sync::{self, Mode},
 };
 use rstest::rstest;
@@ -33,6 +33,10 @@ fn target() -> Target {
         region: "eu-west-1".into(),
         role: None,
     }
+}
+
+fn no_approval() -> Approval {
+    Approval::none("eu-west-1_AbC123 (eu-west-1)")
 }
 
 fn settings(v: serde_json::Value) -> MfaSettings {
@@ -266,16 +270,22 @@ impl Pool {
             mock!(Client::set_user_pool_mfa_config).then_compute_output(
                 move |req: &SetUserPoolMfaConfigInput| {
                     requests.lock().unwrap().push(req.clone());
+                    let totp = req.software_token_mfa_configuration.clone().filter(|t| t.enabled);
                     *state.lock().unwrap() = GetUserPoolMfaConfigOutput::builder()
                         .set_mfa_configuration(req.mfa_configuration.clone())
                         .set_sms_mfa_configuration(req.sms_mfa_configuration.clone())
-                        .set_software_token_mfa_configuration(
-                            req.software_token_mfa_configuration.clone().filter(|t| t.enabled),
-                        )
+                        .set_software_token_mfa_configuration(totp.clone())
                         .set_email_mfa_configuration(req.email_mfa_configuration.clone())
                         .set_web_authn_configuration(req.web_authn_configuration.clone())
                         .build();
-                    SetUserPoolMfaConfigOutput::builder().build()
+                    // Cognito answers with what it stored.
+                    SetUserPoolMfaConfigOutput::builder()
+                        .set_mfa_configuration(req.mfa_configuration.clone())
+                        .set_sms_mfa_configuration(req.sms_mfa_configuration.clone())
+                        .set_software_token_mfa_configuration(totp)
+                        .set_email_mfa_configuration(req.email_mfa_configuration.clone())
+                        .set_web_authn_configuration(req.web_authn_configuration.clone())
+                        .build()
                 },
             )
         };
@@ -316,7 +326,7 @@ async fn email_and_passkeys_round_trip_and_then_stay_in_sync() {
         "webAuthnConfiguration": {"relyingPartyId": "auth.example.com", "userVerification": "required",
                                   "factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}
     }));
-    let first = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+    let first = sync::run(&cognito, &target(), &desired, &no_approval(), Mode::Enforce)
         .await
         .unwrap();
     assert!(first.wrote && first.in_sync(), "{first:?}");
@@ -347,7 +357,7 @@ async fn email_and_passkeys_round_trip_and_then_stay_in_sync() {
     );
     // Steady state: one Get, no Set.
     let (gets, sets) = (pool.get.num_calls(), pool.set.num_calls());
-    let second = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+    let second = sync::run(&cognito, &target(), &desired, &no_approval(), Mode::Enforce)
         .await
         .unwrap();
     assert_eq!(second.plan.action, Action::InSync);
@@ -380,7 +390,7 @@ async fn unmentioned_email_message_and_passkeys_are_carried_over() {
         json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
                                   "emailMfaConfiguration": {"subject": "New"}}),
     );
-    let out = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+    let out = sync::run(&cognito, &target(), &desired, &no_approval(), Mode::Enforce)
         .await
         .unwrap();
     // DescribeUserPool is optional: denied, the check is skipped and the write goes ahead.
@@ -415,7 +425,7 @@ async fn missing_prerequisites_stop_the_write() {
     });
     let cognito = Cognito::with_client(client!([&pool.get, &pool.set, &describe]));
     let desired = settings(json!({"mfaConfiguration": "OPTIONAL", "emailMfaConfiguration": {}}));
-    let out = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+    let out = sync::run(&cognito, &target(), &desired, &no_approval(), Mode::Enforce)
         .await
         .unwrap();
     assert!(!out.wrote);
@@ -442,12 +452,12 @@ async fn disruptive_change_is_not_written_without_approval() {
     let cognito = Cognito::with_client(client!([&pool.get, &pool.set, &describe]));
     let desired =
         settings(json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}}));
-    let waiting = sync::run(&cognito, &target(), &desired, false, Mode::Enforce)
+    let waiting = sync::run(&cognito, &target(), &desired, &no_approval(), Mode::Enforce)
         .await
         .unwrap();
     assert_eq!(waiting.plan.action, Action::AwaitApproval);
     assert_eq!(pool.set.num_calls(), 0);
-    let approved = sync::run(&cognito, &target(), &desired, true, Mode::Enforce)
+    let approved = sync::run(&cognito, &target(), &desired, &Approval::standing(), Mode::Enforce)
         .await
         .unwrap();
     assert!(approved.wrote && approved.in_sync());
