@@ -45,8 +45,7 @@ pub mod limits {
     /// `SmsVerificationMessageType`: 6-140 characters, `.*\{####\}.*`. AWS matches the whole
     /// value with Java's `.`, which is any character but a line terminator (`\n`, `\r`, U+0085,
     /// U+2028, U+2029): spelled out, so that Go, Rust and Java give the same verdict.
-    pub const SMS_MESSAGE_PATTERN: &str =
-        r"^[^\n\r\x85\p{Zl}\p{Zp}]*\{####\}[^\n\r\x85\p{Zl}\p{Zp}]*$";
+    pub const SMS_MESSAGE_PATTERN: &str = r"^[^\n\r\x85\p{Zl}\p{Zp}]*\{####\}[^\n\r\x85\p{Zl}\p{Zp}]*$";
     /// Shortest SMS message.
     pub const SMS_MESSAGE_MIN: u32 = 6;
     /// Longest SMS message.
@@ -64,7 +63,8 @@ pub mod limits {
     /// Java's `\s`, as AWS evaluates it, is ASCII: `[ \t\n\x0B\f\r]`. It is spelled out because
     /// Rust's `\s` is Unicode (it would let a non-breaking space through) and Go's leaves out
     /// `\x0B`.
-    pub const EMAIL_MESSAGE_PATTERN: &str = r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\x0B\f\r *]*\{####\}[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\x0B\f\r *]*$";
+    pub const EMAIL_MESSAGE_PATTERN: &str =
+        r"^[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\x0B\f\r *]*\{####\}[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\x0B\f\r *]*$";
     /// Shortest email message.
     pub const EMAIL_MESSAGE_MIN: u32 = 6;
     /// Longest email message.

@@ -406,14 +406,7 @@ async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             mode
         };
         let name = display_name(policy);
-        let outcome = sync::run(
-            &cognito,
-            &target,
-            &spec.settings,
-            &policy.approval(),
-            mode,
-        )
-        .await;
+        let outcome = sync::run(&cognito, &target, &spec.settings, &policy.approval(), mode).await;
         let mut report = Report {
             policy: name,
             user_pool_id: target.user_pool_id.clone(),

@@ -27,11 +27,11 @@ use aws_sdk_cognitoidentityprovider::{
     },
     types as aws,
 };
-use aws_smithy_types::body::SdkBody;
 use aws_smithy_runtime_api::client::{
     http::{HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector},
     orchestrator::HttpRequest,
 };
+use aws_smithy_types::body::SdkBody;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::{
@@ -962,7 +962,11 @@ impl CallError {
                 "CredentialsUnavailable".to_owned(),
                 crate::error_chain(err),
             ),
-            SdkError::TimeoutError(_) => (ErrorClass::Unavailable, "Timeout".to_owned(), crate::error_chain(err)),
+            SdkError::TimeoutError(_) => (
+                ErrorClass::Unavailable,
+                "Timeout".to_owned(),
+                crate::error_chain(err),
+            ),
             SdkError::DispatchFailure(_) => (
                 ErrorClass::Unavailable,
                 "DispatchFailure".to_owned(),
@@ -987,11 +991,7 @@ impl CallError {
             message,
             reason_code,
         };
-        let role_id: Vec<String> = target
-            .role
-            .iter()
-            .filter_map(|r| r.external_id.clone())
-            .collect();
+        let role_id: Vec<String> = target.role.iter().filter_map(|r| r.external_id.clone()).collect();
         error.redact(&role_id)
     }
 

@@ -473,8 +473,14 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     ctx.metrics.policy_reason(&uid, Some(reason));
     report(p, ctx, &found, reason, reason_before).await;
     if let Some(note) = side.standing_approval {
-        ctx.publish(p, EventType::Warning, "StandingApprovalUsed", "SetUserPoolMfaConfig", note)
-            .await;
+        ctx.publish(
+            p,
+            EventType::Warning,
+            "StandingApprovalUsed",
+            "SetUserPoolMfaConfig",
+            note,
+        )
+        .await;
     }
     Ok((requeue(p, ctx, &found), Some(reason)))
 }
@@ -526,14 +532,7 @@ async fn find(p: &CognitoMfaPolicy, ctx: &Context, side: &mut Side) -> Result<Fo
     }
     let target = Target::of_spec(spec).expect("a valid spec has a region");
     let observe = spec.management_policy == ManagementPolicy::Observe;
-    let outcome = match sync::read(
-        &ctx.cognito,
-        &target,
-        &spec.settings,
-        &p.approval(),
-    )
-    .await
-    {
+    let outcome = match sync::read(&ctx.cognito, &target, &spec.settings, &p.approval()).await {
         Ok(o) => o,
         Err(e) => return Ok(aws_error(p, ctx, e)),
     };
@@ -734,7 +733,9 @@ async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<R
             &desired,
             &plan::Approval::standing(),
             Mode::Enforce,
-        ).await {
+        )
+        .await
+        {
             Ok(o) if o.wrote => {
                 let what = if spec.deletion_policy == DeletionPolicy::Reset {
                     "Reset"

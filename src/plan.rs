@@ -150,7 +150,11 @@ pub fn approval_token(scope: &str, disruptions: &[Disruption]) -> String {
     hash.update(scope.as_bytes());
     for d in disruptions {
         hash.update(b"\n");
-        hash.update(serde_json::to_string(d).expect("a disruption serializes").as_bytes());
+        hash.update(
+            serde_json::to_string(d)
+                .expect("a disruption serializes")
+                .as_bytes(),
+        );
     }
     let digest = hash.finalize();
     let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
@@ -206,8 +210,7 @@ pub fn plan(desired: &MfaSettings, live: &MfaSettings, approval: &Approval) -> P
     } else {
         disruptions(&live, &normalise(&request))
     };
-    let approval_token =
-        (!disruptions.is_empty()).then(|| approval_token(&approval.scope, &disruptions));
+    let approval_token = (!disruptions.is_empty()).then(|| approval_token(&approval.scope, &disruptions));
     let approved_by = match &approval_token {
         None => None,
         Some(token) if approval.token.as_deref() == Some(token.as_str()) => Some(ApprovedBy::Token),
@@ -604,25 +607,40 @@ mod tests {
     /// target values, another pool.
     #[test]
     fn an_approval_token_approves_only_its_own_change() {
-        let optional = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
-            "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}));
-        let on = settings(serde_json::json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true},
-            "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}));
-        let new_rp = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
-            "webAuthnConfiguration": {"relyingPartyId": "b.example.com"}}));
-        let other_rp = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
-            "webAuthnConfiguration": {"relyingPartyId": "c.example.com"}}));
-        let off = settings(serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}));
+        let optional = settings(
+            serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}),
+        );
+        let on = settings(
+            serde_json::json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}),
+        );
+        let new_rp = settings(
+            serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "b.example.com"}}),
+        );
+        let other_rp = settings(
+            serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+            "webAuthnConfiguration": {"relyingPartyId": "c.example.com"}}),
+        );
+        let off = settings(
+            serde_json::json!({"mfaConfiguration": "OFF", "webAuthnConfiguration": {"relyingPartyId": "a.example.com"}}),
+        );
 
         let to_on = token_for(&on, &optional);
         // Deterministic: the same change gives the same token, in this shape.
         assert_eq!(to_on, token_for(&on, &optional));
         assert!(
-            to_on.len() == 16 && to_on.starts_with("cmp-") && to_on[4..].chars().all(|c| c.is_ascii_hexdigit()),
+            to_on.len() == 16
+                && to_on.starts_with("cmp-")
+                && to_on[4..].chars().all(|c| c.is_ascii_hexdigit()),
             "{to_on}"
         );
         let p = plan(&on, &optional, &with_token(&to_on));
-        assert_eq!((p.action, p.approved_by), (Action::Apply, Some(ApprovedBy::Token)));
+        assert_eq!(
+            (p.action, p.approved_by),
+            (Action::Apply, Some(ApprovedBy::Token))
+        );
 
         // Another disruptive change needs its own token.
         for (name, desired, live) in [
@@ -647,10 +665,16 @@ mod tests {
             ..Approval::none(POOL)
         };
         let p = plan(&new_rp, &optional, &standing);
-        assert_eq!((p.action, p.approved_by), (Action::Apply, Some(ApprovedBy::Standing)));
+        assert_eq!(
+            (p.action, p.approved_by),
+            (Action::Apply, Some(ApprovedBy::Standing))
+        );
         // No disruption: no token, nothing to approve.
         let p = plan(&optional, &on, &Approval::none(POOL));
-        assert_eq!((p.action, p.approval_token, p.approved_by), (Action::Apply, None, None));
+        assert_eq!(
+            (p.action, p.approval_token, p.approved_by),
+            (Action::Apply, None, None)
+        );
     }
 
     fn sms_with(configuration: serde_json::Value) -> MfaSettings {
@@ -702,15 +726,23 @@ mod tests {
     #[test]
     fn turning_sms_off_beside_an_sms_configuration_is_warned_about() {
         let live = sms_with(serde_json::json!({"snsCallerArn": SMS_ROLE}));
-        let desired = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}));
+        let desired = settings(
+            serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+        );
         let request = plan(&desired, &live, &Approval::none(POOL)).request;
         assert!(has_prerequisites(&request, &live));
         let with_sms = PoolFacts {
             sms_configuration: true,
             ..PoolFacts::default()
         };
-        assert_eq!(warnings(&request, &live, &with_sms), vec![SMS_CONFIGURATION_IN_USE.to_owned()]);
-        assert_eq!(warnings(&request, &live, &PoolFacts::default()), Vec::<String>::new());
+        assert_eq!(
+            warnings(&request, &live, &with_sms),
+            vec![SMS_CONFIGURATION_IN_USE.to_owned()]
+        );
+        assert_eq!(
+            warnings(&request, &live, &PoolFacts::default()),
+            Vec::<String>::new()
+        );
         // Keeping SMS on, or a pool without SMS MFA, warns of nothing.
         let keep = plan(&live, &live, &Approval::none(POOL)).request;
         assert_eq!(warnings(&keep, &live, &with_sms), Vec::<String>::new());
@@ -808,7 +840,12 @@ mod tests {
         let desired = settings(
             serde_json::json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
         );
-        assert_eq!(plan(&desired, &live, &Approval::none(POOL)).request.web_authn_configuration, None);
+        assert_eq!(
+            plan(&desired, &live, &Approval::none(POOL))
+                .request
+                .web_authn_configuration,
+            None
+        );
     }
 
     #[test]

@@ -518,7 +518,11 @@ mod tests {
         true
     )]
     #[case::not_enabled(error(ErrorClass::OperationNotEnabled, false), "OperationNotEnabled", true)]
-    #[case::sms_configuration_in_use(error(ErrorClass::SmsConfigurationInUse, false), "SmsConfigurationInUse", true)]
+    #[case::sms_configuration_in_use(
+        error(ErrorClass::SmsConfigurationInUse, false),
+        "SmsConfigurationInUse",
+        true
+    )]
     #[case::denied(error(ErrorClass::AccessDenied, false), "AccessDenied", true)]
     #[case::gone(error(ErrorClass::PoolNotFound, false), "UserPoolNotFound", true)]
     #[case::conflict(Found::Conflict { message: "owned by a/b".into() }, "Conflict", true)]

@@ -2,7 +2,8 @@
 //! the message the CRD declares for the broken rule, every valid spec and every example is
 //! accepted, `userPoolId` and `region` cannot change, `kubectl explain` shows the doc comments,
 //! and the client-side check (the CRD's schema and CEL rules evaluated in Rust) gives the
-//! server's verdict on every case.
+//! server's verdict on every case. The Unicode cases get the same verdict from the server (Go's
+//! RE2) as from the operator's validation (Rust's regex).
 
 use kube::{
     Api,
@@ -15,7 +16,7 @@ use crate::{
     harness::{Setup, examples_in, kubectl_ok, policy},
     support::{
         admission,
-        cases::{invalid_specs, spec_with, valid_specs},
+        cases::{invalid_specs, spec_with, unicode_cases, valid_specs},
     },
 };
 use cognito_mfa_operator::api::CognitoMfaPolicy;
@@ -145,6 +146,29 @@ async fn every_invalid_spec_is_refused_by_the_server_with_the_declared_message()
         if !client.iter().any(|(path, _)| path == field) {
             failures.push(format!(
                 "{name}: the client check does not refuse {field}: {client:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unicode_gets_the_same_verdict_from_the_server_and_the_operator() {
+    let t = Setup::new().await;
+    let api = t.api();
+    let mut failures = Vec::new();
+    for (i, (name, patch, field, valid)) in unicode_cases().into_iter().enumerate() {
+        let object = policy(&format!("unicode-{i}"), &t.run, spec_with(patch));
+        let validated = !cognito_mfa_operator::api::validate(&object.spec)
+            .iter()
+            .any(|v| v.field == field);
+        let admitted = match create(&api, &object).await {
+            Ok(()) => true,
+            Err(status) => !causes(&status).iter().any(|(f, _)| f == field),
+        };
+        if (admitted, validated) != (valid, valid) {
+            failures.push(format!(
+                "{name}: expected valid={valid}; the server says {admitted}, the operator {validated}"
             ));
         }
     }

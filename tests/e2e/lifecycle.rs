@@ -270,8 +270,86 @@ async fn observe_reports_drift_and_never_writes() {
     operator.stop().await;
 }
 
+/// A policy that needs a change converges at the cost floor: one Get (before the write), one
+/// Set (its answer is the read-back), and two Kubernetes writes: the status, with adoptedFrom,
+/// in one patch, and the event.
 #[tokio::test(flavor = "multi_thread")]
-async fn disruptive_change_waits_for_approval() {
+async fn a_converging_policy_costs_one_get_one_set_and_two_kubernetes_writes() {
+    let t = Setup::new().await;
+    let operator = t.operator(t.config(&moto::endpoint())).await;
+    let pool = moto::create_pool(REGION).await;
+    let api = t.api();
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
+    t.create("frugal", spec).await;
+    let p = wait_for_reason(&api, "frugal", "Applied").await;
+    assert!(p.status.as_ref().unwrap().adopted_from.is_some());
+    let writes =
+        |kind: &str| operator.metric(&format!("cognito_mfa_kubernetes_writes_total{{kind=\"{kind}\"}}"));
+    wait(Duration::from_secs(30), "the Applied event", || async {
+        (writes("event") >= 1.0).then_some(())
+    })
+    .await;
+    let calls = |op: &str| {
+        operator.metric(&format!(
+            "cognito_mfa_aws_calls_total{{operation=\"{op}\",outcome=\"ok\"}}"
+        ))
+    };
+    assert_eq!(
+        (
+            calls("GetUserPoolMfaConfig"),
+            calls("SetUserPoolMfaConfig"),
+            calls("DescribeUserPool")
+        ),
+        (1.0, 1.0, 0.0)
+    );
+    assert_eq!(
+        (writes("status"), writes("event"), writes("finalizer")),
+        (1.0, 1.0, 0.0)
+    );
+    assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 1);
+    operator.stop().await;
+}
+
+/// The token in an AwaitingApproval message.
+fn token_in(message: &str) -> String {
+    let at = message
+        .find("cognitomfa.io/approve-change: cmp-")
+        .unwrap_or_else(|| panic!("no token in: {message}"));
+    let start = at + "cognitomfa.io/approve-change: ".len();
+    message[start..start + 16].to_owned()
+}
+
+async fn annotate(
+    api: &kube::Api<cognito_mfa_operator::api::CognitoMfaPolicy>,
+    name: &str,
+    key: &str,
+    value: &str,
+) {
+    let patch = json!({"metadata": {"annotations": {key: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+async fn set_spec(
+    api: &kube::Api<cognito_mfa_operator::api::CognitoMfaPolicy>,
+    name: &str,
+    spec: serde_json::Value,
+) {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": spec})),
+    )
+    .await
+    .unwrap();
+}
+
+/// A disruptive change waits; the token it gives approves it, and the offline `plan` gives the
+/// same token. A later, different disruptive change is not approved by that token: it waits for
+/// its own. The standing approval lets it through, with a Warning event.
+#[tokio::test(flavor = "multi_thread")]
+async fn disruptive_changes_wait_for_their_own_approval() {
     let t = Setup::new().await;
     let operator = t.operator(t.config(&moto::endpoint())).await;
     let pool = moto::create_pool(REGION).await;
@@ -280,20 +358,11 @@ async fn disruptive_change_waits_for_approval() {
     t.create("guarded", spec).await;
     wait_for_reason(&api, "guarded", "Applied").await;
 
-    api.patch(
-        "guarded",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"mfaConfiguration": "ON"}})),
-    )
-    .await
-    .unwrap();
+    set_spec(&api, "guarded", json!({"mfaConfiguration": "ON"})).await;
     let p = wait_for_reason(&api, "guarded", "AwaitingApproval").await;
     let (_, _, message) = condition(&p, "Ready").unwrap();
-    assert!(
-        message.contains("mfaConfiguration: OPTIONAL -> ON")
-            && message.contains("cognitomfa.io/allow-disruptive-changes"),
-        "{message}"
-    );
+    assert!(message.contains("mfaConfiguration: OPTIONAL -> ON"), "{message}");
+    let to_on = token_in(&message);
     assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
     assert_eq!(
         mode(&pool).await,
@@ -301,13 +370,83 @@ async fn disruptive_change_waits_for_approval() {
         "nothing written while waiting"
     );
 
-    let approve = json!({"metadata": {"annotations": {"cognitomfa.io/allow-disruptive-changes": "true"}}});
-    api.patch("guarded", &PatchParams::default(), &Patch::Merge(&approve))
-        .await
-        .unwrap();
-    let p = wait_for_reason(&api, "guarded", "Applied").await;
-    assert_eq!(condition(&p, "Stalled").unwrap().0, "False");
+    // The offline plan of the same policy gives the same token, ahead of any sync.
+    let manifest = serde_json::to_string(&json!({
+        "apiVersion": "cognitomfa.io/v1alpha1", "kind": "CognitoMfaPolicy",
+        "metadata": {"name": "guarded", "namespace": t.ns.name}, "spec": p.spec}))
+    .unwrap();
+    let planned = crate::support::cli(
+        &[
+            "plan",
+            "-f",
+            "-",
+            "-o",
+            "json",
+            "--endpoint-url",
+            &moto::endpoint(),
+        ],
+        Some(&manifest),
+    )
+    .await;
+    let report: serde_json::Value =
+        serde_json::from_str(&planned.stdout).unwrap_or_else(|_| panic!("{planned:?}"));
+    assert_eq!(report[0]["approvalToken"], to_on.as_str(), "{planned:?}");
+
+    annotate(&api, "guarded", "cognitomfa.io/approve-change", &to_on).await;
+    wait_for_reason(&api, "guarded", "Applied").await;
     assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::On));
+
+    // Another disruptive change: TOTP, the only factor users may have, replaced by SMS.
+    let before = moto::mfa_config(REGION, &pool).await;
+    set_spec(
+        &api,
+        "guarded",
+        json!({"softwareTokenMfaConfiguration": null,
+               "smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": "arn:aws:iam::123456789012:role/cognito-sms"}}}),
+    )
+    .await;
+    let p = wait_for_reason(&api, "guarded", "AwaitingApproval").await;
+    let (_, _, message) = condition(&p, "Ready").unwrap();
+    let to_sms = token_in(&message);
+    assert_ne!(to_sms, to_on, "{message}");
+    assert!(message.contains("turns off every factor"), "{message}");
+    let after = moto::mfa_config(REGION, &pool).await;
+    assert_eq!(
+        (
+            after.mfa_configuration,
+            after.software_token_mfa_configuration,
+            after.sms_mfa_configuration
+        ),
+        (
+            before.mfa_configuration,
+            before.software_token_mfa_configuration,
+            before.sms_mfa_configuration
+        ),
+        "the first change's token does not let the second through"
+    );
+
+    // The standing approval lets it through, and says so.
+    annotate(&api, "guarded", "cognitomfa.io/allow-disruptive-changes", "true").await;
+    wait_for_reason(&api, "guarded", "Applied").await;
+    assert!(
+        moto::mfa_config(REGION, &pool)
+            .await
+            .sms_mfa_configuration
+            .is_some()
+    );
+    let events = wait(
+        Duration::from_secs(30),
+        "the standing approval's Warning event",
+        || async {
+            let events = t.events("guarded").await;
+            events
+                .iter()
+                .any(|(reason, note)| reason == "StandingApprovalUsed" && note.contains(&to_sms))
+                .then_some(events)
+        },
+    )
+    .await;
+    assert!(!events.is_empty());
     operator.stop().await;
 }
 

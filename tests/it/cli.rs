@@ -226,6 +226,45 @@ async fn disruptive_change_needs_the_annotation() {
     );
     assert_eq!(snapshot(&pool).await, before, "nothing written");
 
+    // plan gives the change's token, the same each time, in text and in JSON.
+    let planned = run(&["plan", "-o", "json"], &file, &endpoint).await;
+    let report: Value = serde_json::from_str(&planned.stdout).unwrap();
+    let token = report[0]["approvalToken"].as_str().expect("a token").to_owned();
+    let text = run(&["plan"], &file, &endpoint).await;
+    assert!(
+        text.stdout
+            .contains(&format!("cognitomfa.io/approve-change: {token}")),
+        "{}",
+        text.stdout
+    );
+    // A token of another change approves nothing here.
+    let wrong = policy_yaml(&pool, &on).replace(
+        "  namespace: identity\n",
+        "  namespace: identity\n  annotations:\n    cognitomfa.io/approve-change: cmp-000000000000\n",
+    );
+    let refused = run(&["apply"], &TempFile::new("wrong.yaml", &wrong), &endpoint).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(snapshot(&pool).await, before, "nothing written");
+    // Its own token does.
+    let one = policy_yaml(&pool, &on).replace(
+        "  namespace: identity\n",
+        &format!("  namespace: identity\n  annotations:\n    cognitomfa.io/approve-change: {token}\n"),
+    );
+    let applied = run(&["apply"], &TempFile::new("one.yaml", &one), &endpoint).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert_eq!(
+        moto::mfa_config(REGION, &pool).await.mfa_configuration,
+        Some(aws::UserPoolMfaType::On)
+    );
+    // Back to OPTIONAL (not disruptive), then the standing approval.
+    let optional = run(
+        &["apply"],
+        &TempFile::new("opt.yaml", &policy_yaml(&pool, TOTP_AND_SMS)),
+        &endpoint,
+    )
+    .await;
+    assert_eq!(optional.code, 0, "{optional:?}");
+
     let approved = policy_yaml(&pool, &on).replace(
         "  namespace: identity\n",
         "  namespace: identity\n  annotations:\n    cognitomfa.io/allow-disruptive-changes: \"true\"\n",
@@ -387,6 +426,35 @@ async fn failing_and_unreachable_endpoints_fail_cleanly() {
         out.stderr
     );
     assert_eq!(snapshot(&pool).await, before);
+}
+
+/// An error prints each cause once, on one line, although the Kubernetes client's errors
+/// include their sources in their own text.
+#[tokio::test]
+async fn a_missing_kubeconfig_names_each_cause_once() {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"));
+    let out = cmd
+        .arg("run")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    for cause in [
+        "cannot set up the Kubernetes client",
+        "/nonexistent/kubeconfig",
+        "No such file or directory",
+        "in-cluster",
+    ] {
+        assert_eq!(line.matches(cause).count(), 1, "{cause:?} in: {line}");
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_cognitoidentityprovider::{
     Client,
-    config::http::HttpResponse,
+    config::{
+        ConfigBag, Intercept, RuntimeComponents, http::HttpResponse,
+        interceptors::BeforeTransmitInterceptorContextRef,
+    },
+    error::BoxError,
     operation::{
         describe_user_pool::DescribeUserPoolOutput,
         get_user_pool_mfa_config::GetUserPoolMfaConfigOutput,
@@ -132,7 +136,7 @@ fn aws_error(status: u16, code: &'static str) -> HttpResponse {
     "OperationNotEnabledException",
     ErrorClass::OperationNotEnabled,
     Retry::Terminal,
-    "PrerequisiteMissing",
+    "OperationNotEnabled",
     1
 )]
 #[case::not_authorized(
@@ -457,9 +461,270 @@ async fn disruptive_change_is_not_written_without_approval() {
         .unwrap();
     assert_eq!(waiting.plan.action, Action::AwaitApproval);
     assert_eq!(pool.set.num_calls(), 0);
-    let approved = sync::run(&cognito, &target(), &desired, &Approval::standing(), Mode::Enforce)
-        .await
-        .unwrap();
+    let approved = sync::run(
+        &cognito,
+        &target(),
+        &desired,
+        &Approval::standing(),
+        Mode::Enforce,
+    )
+    .await
+    .unwrap();
     assert!(approved.wrote && approved.in_sync());
     assert_eq!(pool.set.num_calls(), 1);
+}
+
+/// The bodies of the SetUserPoolMfaConfig requests as they go on the wire (after every fix-up
+/// and signing), for the assertions that the typed input cannot make.
+#[derive(Debug, Clone, Default)]
+struct Wire(Arc<Mutex<Vec<serde_json::Value>>>);
+
+impl Intercept for Wire {
+    fn name(&self) -> &'static str {
+        "Wire"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let is_set = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|t| t.ends_with(".SetUserPoolMfaConfig"));
+        if is_set {
+            let body = request.body().bytes().expect("JSON bodies are in memory");
+            self.0.lock().unwrap().push(serde_json::from_slice(body)?);
+        }
+        Ok(())
+    }
+}
+
+impl Wire {
+    fn sms_configuration(&self, n: usize) -> serde_json::Value {
+        self.0.lock().unwrap()[n]["SmsMfaConfiguration"]["SmsConfiguration"].clone()
+    }
+}
+
+/// A client over `rules` whose Set bodies `wire` records.
+macro_rules! wired_client {
+    ($rules:expr, $wire:expr) => {
+        mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::MatchAny, $rules, |b| b
+            .region(aws_sdk_cognitoidentityprovider::config::Region::new("eu-west-1"))
+            .interceptor($wire.clone()))
+    };
+}
+
+const SNS_ROLE: &str = "arn:aws:iam::123456789012:role/cognito-sms";
+const EUMS_ROLE: &str = "arn:aws:iam::123456789012:role/cognito-eums";
+
+/// The SDK in use types `SnsCallerArn` as a required string: on its own, it writes an empty one
+/// beside `EumsSms`. (When this fails, the SDK has caught up with the model and the operator's
+/// fix-up, `OneSmsTransport`, finds nothing to take out.)
+#[tokio::test]
+async fn the_sdk_on_its_own_writes_an_empty_sns_role_beside_eums() {
+    let wire = Wire::default();
+    let set =
+        mock!(Client::set_user_pool_mfa_config).then_output(|| SetUserPoolMfaConfigOutput::builder().build());
+    let client = wired_client!([&set], wire);
+    let eums = aws::EumsSmsConfigurationType::builder()
+        .caller_arn(EUMS_ROLE)
+        .build()
+        .unwrap();
+    client
+        .set_user_pool_mfa_config()
+        .user_pool_id("eu-west-1_AbC123")
+        .mfa_configuration(aws::UserPoolMfaType::Optional)
+        .sms_mfa_configuration(
+            aws::SmsMfaConfigType::builder()
+                .sms_configuration(aws::SmsConfigurationType::builder().eums_sms(eums).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wire.sms_configuration(0),
+        json!({"SnsCallerArn": "", "EumsSms": {"CallerArn": EUMS_ROLE}})
+    );
+}
+
+/// Moving a pool from SNS to End User Messaging and back: each request carries only the
+/// transport the policy names, on the wire, whatever the pool had.
+#[tokio::test]
+async fn sns_to_end_user_messaging_and_back_sends_one_transport() {
+    let sns = aws::SmsConfigurationType::builder()
+        .sns_caller_arn(SNS_ROLE)
+        .external_id("sns-secret")
+        .sns_region("eu-west-1")
+        .build();
+    let pool = Pool::new(
+        GetUserPoolMfaConfigOutput::builder()
+            .mfa_configuration(aws::UserPoolMfaType::Optional)
+            .sms_mfa_configuration(
+                aws::SmsMfaConfigType::builder()
+                    .sms_authentication_message("Code {####}")
+                    .sms_configuration(sns)
+                    .build(),
+            )
+            .build(),
+    );
+    let wire = Wire::default();
+    let cognito = Cognito::with_client(wired_client!([&pool.get, &pool.set], wire));
+    let to_eums = settings(json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {
+        "smsConfiguration": {"eumsSms": {"callerArn": EUMS_ROLE, "externalId": "eums-secret", "region": "eu-west-1"}}}}));
+    let out = sync::run(&cognito, &target(), &to_eums, &no_approval(), Mode::Enforce)
+        .await
+        .unwrap();
+    assert!(out.wrote && out.in_sync(), "{out:?}");
+    assert!(
+        out.plan
+            .changed_fields()
+            .contains(&"smsMfaConfiguration.smsConfiguration.snsCallerArn".to_owned()),
+        "{:?}",
+        out.plan.changes
+    );
+    assert_eq!(
+        wire.sms_configuration(0),
+        json!({"EumsSms": {"CallerArn": EUMS_ROLE, "ExternalId": "eums-secret", "Region": "eu-west-1"}})
+    );
+    let to_sns = settings(json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {
+        "smsConfiguration": {"snsCallerArn": SNS_ROLE}}}));
+    let out = sync::run(&cognito, &target(), &to_sns, &no_approval(), Mode::Enforce)
+        .await
+        .unwrap();
+    assert!(out.wrote && out.in_sync(), "{out:?}");
+    assert_eq!(wire.sms_configuration(1), json!({"SnsCallerArn": SNS_ROLE}));
+    // The message the policy leaves unset is carried over both times.
+    for n in 0..2 {
+        assert_eq!(
+            wire.0.lock().unwrap()[n]["SmsMfaConfiguration"]["SmsAuthenticationMessage"],
+            "Code {####}"
+        );
+    }
+    // One Get and one Set per change: the answer to Set is the read-back.
+    assert_eq!((pool.get.num_calls(), pool.set.num_calls()), (2, 2));
+}
+
+/// Set's answer is taken as what Cognito stored. An answer that differs from the request (a
+/// passkey block nobody asked for, at Cognito's defaults) is no change; one that did not take
+/// what was asked is reported, once, with no second read and no second write.
+#[tokio::test]
+async fn an_unsolicited_single_factor_answer_is_reported_not_looped_on() {
+    let single_factor = || {
+        aws::WebAuthnConfigurationType::builder()
+            .factor_configuration(aws::WebAuthnFactorConfigurationType::SingleFactor)
+            .build()
+    };
+    let get = mock!(Client::get_user_pool_mfa_config).then_output(|| {
+        GetUserPoolMfaConfigOutput::builder()
+            .mfa_configuration(aws::UserPoolMfaType::Off)
+            .build()
+    });
+    let set = mock!(Client::set_user_pool_mfa_config).then_compute_output(
+        move |req: &SetUserPoolMfaConfigInput| {
+            SetUserPoolMfaConfigOutput::builder()
+                .set_mfa_configuration(req.mfa_configuration.clone())
+                .set_software_token_mfa_configuration(req.software_token_mfa_configuration.clone())
+                .web_authn_configuration(single_factor())
+                .build()
+        },
+    );
+    let describe = mock!(Client::describe_user_pool).then_output(|| {
+        DescribeUserPoolOutput::builder()
+            .user_pool(
+                aws::UserPoolType::builder()
+                    .user_pool_tier(aws::UserPoolTierType::Essentials)
+                    .build(),
+            )
+            .build()
+    });
+    let cognito = Cognito::with_client(client!([&get, &set, &describe]));
+
+    // The policy does not manage passkeys: Cognito's default block is no difference.
+    let totp =
+        settings(json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}));
+    let out = sync::run(&cognito, &target(), &totp, &no_approval(), Mode::Enforce)
+        .await
+        .unwrap();
+    assert!(out.wrote && out.in_sync(), "{out:?}");
+    assert_eq!((get.num_calls(), set.num_calls()), (1, 1));
+
+    // The policy asks for passkeys as MFA; the answer says SINGLE_FACTOR: reported.
+    let multi = settings(
+        json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true},
+        "webAuthnConfiguration": {"factorConfiguration": "MULTI_FACTOR_WITH_USER_VERIFICATION"}}),
+    );
+    let out = sync::run(&cognito, &target(), &multi, &no_approval(), Mode::Enforce)
+        .await
+        .unwrap();
+    assert!(out.wrote && !out.in_sync(), "{out:?}");
+    let left: Vec<&str> = out.remaining.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(left, ["webAuthnConfiguration.factorConfiguration"]);
+    assert_eq!((get.num_calls(), set.num_calls()), (2, 2));
+}
+
+/// An error answer with a body of `fields` beside the code.
+fn aws_error_with(code: &'static str, fields: serde_json::Value) -> HttpResponse {
+    let mut body = json!({"__type": code});
+    body.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let mut resp = HttpResponse::new(
+        StatusCode::try_from(400).unwrap(),
+        SdkBody::from(body.to_string()),
+    );
+    resp.headers_mut()
+        .insert("content-type", "application/x-amz-json-1.1");
+    resp.headers_mut().insert("x-amzn-errortype", code);
+    resp
+}
+
+/// Errors say what to do: the reasonCode of InvalidParameterException, a reason of its own for
+/// the SMS configuration that keeps SMS MFA on, both causes of OperationNotEnabled, and never an
+/// external ID, even where AWS's message echoes it.
+#[rstest]
+#[case::reason_code(
+    "InvalidParameterException",
+    json!({"message": "Role arn:aws:iam::123456789012:role/cognito-sms cannot be assumed with external ID ext-secret-42", "reasonCode": "INVALID_SMS_ROLE_EXTERNAL_ID"}),
+    ErrorClass::InvalidParameter,
+    &["reasonCode INVALID_SMS_ROLE_EXTERNAL_ID", "cannot be assumed with external ID (redacted)"]
+)]
+#[case::sms_configuration_in_use(
+    "InvalidParameterException",
+    json!({"message": "Can't turn off SMS_MFA when SMS configuration is set for the user pool"}),
+    ErrorClass::SmsConfigurationInUse,
+    &["Can't turn off SMS_MFA", "add smsMfaConfiguration to the policy", "remove the pool's SMS configuration"]
+)]
+#[case::operation_not_enabled(
+    "OperationNotEnabledException",
+    json!({"message": "This operation is not supported in secondary replica regions"}),
+    ErrorClass::OperationNotEnabled,
+    &["the feature is not enabled", "secondary replica", "set spec.region to the pool's primary region"]
+)]
+#[tokio::test]
+async fn errors_say_what_to_do(
+    #[case] code: &'static str,
+    #[case] body: serde_json::Value,
+    #[case] class: ErrorClass,
+    #[case] says: &[&str],
+) {
+    let rule = mock!(Client::set_user_pool_mfa_config)
+        .then_http_response(move || aws_error_with(code, body.clone()));
+    let cognito = Cognito::with_client(client!([&rule]));
+    let request = settings(json!({"mfaConfiguration": "OPTIONAL", "smsMfaConfiguration": {
+        "smsConfiguration": {"snsCallerArn": SNS_ROLE, "externalId": "ext-secret-42"}}}));
+    let err = cognito
+        .set(&target(), &request)
+        .await
+        .expect_err("the mock refuses");
+    assert_eq!(err.class, class);
+    let text = err.to_string();
+    for part in says {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+    assert!(!text.contains("ext-secret-42"), "{text}");
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     admission,
-    cases::{invalid_specs, spec_with, valid_specs},
+    cases::{invalid_specs, spec_with, unicode_cases, valid_specs},
 };
 
 fn policy(spec: &Value) -> Value {
@@ -50,6 +50,27 @@ fn invalid_specs_are_rejected_by_admission_and_validation() {
         seen.dedup();
         if seen.len() != violations.len() {
             failures.push(format!("{name}: a field reported twice: {violations:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Every Unicode case gets one verdict on its field: from the schema (as admission applies it)
+/// and from the Rust validation, and it is the verdict AWS's pattern gives.
+#[test]
+fn unicode_gets_one_verdict_from_admission_and_validation() {
+    let mut failures = Vec::new();
+    for (name, patch, field, valid) in unicode_cases() {
+        let spec = spec_with(patch);
+        let admitted = !admission::errors(&policy(&spec), None)
+            .iter()
+            .any(|(path, _)| path == field);
+        let typed: CognitoMfaPolicySpec = serde_json::from_value(spec).unwrap();
+        let validated = !api::validate(&typed).iter().any(|v| v.field == field);
+        if (admitted, validated) != (valid, valid) {
+            failures.push(format!(
+                "{name}: expected valid={valid}, admission says {admitted}, validation says {validated}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

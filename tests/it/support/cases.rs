@@ -58,7 +58,12 @@ pub fn valid_specs() -> Vec<(&'static str, Value)> {
         (
             "sms_with_end_user_messaging",
             json!({"smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {
-                "callerArn": ROLE, "originationIdentity": "+15555550100", "region": "us-east-1"}}}}),
+                "callerArn": ROLE, "originationIdentity": "+15555550100", "region": "eu-west-1"}}}}),
+        ),
+        (
+            "sms_with_end_user_messaging_in_a_replica_region",
+            json!({"region": "us-east-1", "smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {
+                "callerArn": ROLE, "region": "us-east-1"}}}}),
         ),
         (
             "email_only",
@@ -190,6 +195,21 @@ pub fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "spec.smsMfaConfiguration.smsConfiguration.eumsSms.callerArn",
         ),
         (
+            "sns_and_end_user_messaging_together",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": ROLE, "eumsSms": {"callerArn": ROLE}}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.eumsSms",
+        ),
+        (
+            "end_user_messaging_in_another_region",
+            json!({"smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {"callerArn": ROLE, "region": "us-east-1"}}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.eumsSms.region",
+        ),
+        (
+            "end_user_messaging_not_in_the_replica_region",
+            json!({"region": "us-east-1", "smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {"callerArn": ROLE, "region": "eu-west-1"}}}}),
+            "spec.smsMfaConfiguration.smsConfiguration.eumsSms.region",
+        ),
+        (
             "email_message_without_code",
             json!({"emailMfaConfiguration": {"message": "Hello there"}}),
             "spec.emailMfaConfiguration.message",
@@ -255,4 +275,100 @@ pub fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "spec.credentials.externalId",
         ),
     ]
+}
+
+/// Unicode that the engines involved read differently: Rust's `regex` (the operator's
+/// validation), Go's RE2 (the API server's schema) and Java's (AWS): their `\s`, `\w` and `.`.
+const NBSP: char = '\u{a0}';
+const EM_SPACE: char = '\u{2003}';
+const IDEOGRAPHIC_SPACE: char = '\u{3000}';
+const LINE_SEPARATOR: char = '\u{2028}';
+const PARAGRAPH_SEPARATOR: char = '\u{2029}';
+const NEXT_LINE: char = '\u{85}';
+const EMOJI: char = '🔐';
+const COMBINING_ACUTE: char = '\u{301}';
+const BELL: char = '\u{7}';
+const VERTICAL_TAB: char = '\u{b}';
+
+/// One case per patterned field and kind of character, as (name, patch, field, valid): the same
+/// verdict is expected from the Rust validation, the API server and AWS.
+pub fn unicode_cases() -> Vec<(String, Value, &'static str, bool)> {
+    let kinds = [
+        ("nbsp", NBSP),
+        ("em_space", EM_SPACE),
+        ("ideographic_space", IDEOGRAPHIC_SPACE),
+        ("line_separator", LINE_SEPARATOR),
+        ("paragraph_separator", PARAGRAPH_SEPARATOR),
+        ("next_line", NEXT_LINE),
+        ("emoji", EMOJI),
+        ("combining_mark", COMBINING_ACUTE),
+        ("control", BELL),
+        ("vertical_tab", VERTICAL_TAB),
+        ("newline", '\n'),
+        ("tab", '\t'),
+    ];
+    // (field, the patch with the character in it, which characters are valid there)
+    type Patch = fn(char) -> Value;
+    let fields: [(&'static str, Patch, &[char]); 9] = [
+        (
+            "spec.userPoolId",
+            |c| json!({"userPoolId": format!("eu-west-1_Ab{c}C1")}),
+            &[],
+        ),
+        ("spec.region", |c| json!({"region": format!("eu-west-{c}1")}), &[]),
+        (
+            "spec.smsMfaConfiguration.smsAuthenticationMessage",
+            |c| json!({"smsMfaConfiguration": {"smsAuthenticationMessage": format!("Code{c}{{####}}")}}),
+            // Java's `.`: anything but a line terminator.
+            &[
+                NBSP,
+                EM_SPACE,
+                IDEOGRAPHIC_SPACE,
+                EMOJI,
+                COMBINING_ACUTE,
+                BELL,
+                VERTICAL_TAB,
+                '\t',
+            ],
+        ),
+        (
+            "spec.smsMfaConfiguration.smsConfiguration.snsCallerArn",
+            |c| json!({"smsMfaConfiguration": {"smsConfiguration": {"snsCallerArn": format!("{ROLE}{c}x")}}}),
+            &[],
+        ),
+        (
+            "spec.smsMfaConfiguration.smsConfiguration.eumsSms.callerArn",
+            |c| json!({"smsMfaConfiguration": {"smsConfiguration": {"eumsSms": {"callerArn": format!("{ROLE}{c}x")}}}}),
+            &[],
+        ),
+        (
+            "spec.emailMfaConfiguration.message",
+            |c| json!({"emailMfaConfiguration": {"message": format!("Code{c}{{####}}")}}),
+            // Letters, marks, symbols, numbers, punctuation and Java's ASCII `\s`.
+            &[EMOJI, COMBINING_ACUTE, VERTICAL_TAB, '\n', '\t'],
+        ),
+        (
+            "spec.emailMfaConfiguration.subject",
+            |c| json!({"emailMfaConfiguration": {"subject": format!("Sign-in{c}code")}}),
+            &[EMOJI, COMBINING_ACUTE, VERTICAL_TAB, '\n', '\t'],
+        ),
+        (
+            "spec.credentials.roleArn",
+            |c| json!({"credentials": {"roleArn": format!("arn:aws:iam::123456789012:role/x{c}y")}}),
+            &[],
+        ),
+        (
+            "spec.credentials.externalId",
+            |c| json!({"credentials": {"roleArn": "arn:aws:iam::123456789012:role/x", "externalId": format!("ab{c}cd")}}),
+            &[],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (field, patch, valid) in fields {
+        let short = field.rsplit('.').next().unwrap_or(field);
+        for (kind, c) in kinds {
+            out.push((format!("{short}_{kind}"), patch(c), field, valid.contains(&c)));
+        }
+    }
+    out
 }
