@@ -21,7 +21,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
-        events::{Event, EventType, Recorder, Reporter},
+        events::EventType,
         reflector::{self, ObjectRef, Store},
         watcher,
     },
@@ -143,7 +143,8 @@ pub enum Error {
 pub struct Context {
     client: Client,
     cognito: Cognito,
-    recorder: Recorder,
+    /// Who the events say reported them: the controller's name and this instance.
+    reporter: (String, String),
     metrics: Arc<Metrics>,
     settings: Settings,
     store: Store<CognitoMfaPolicy>,
@@ -262,13 +263,7 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "cognito-mfa-operator".into(),
-                instance: Some(settings.instance.clone()),
-            },
-        ),
+        reporter: ("cognito-mfa-operator".to_owned(), settings.instance.clone()),
         client,
         cognito,
         metrics,
@@ -362,15 +357,38 @@ impl Context {
         } else {
             note
         };
-        let event = Event {
-            type_,
-            reason: reason.into(),
+        // Each event is created as it is, with no cache of past events (kube's Recorder keeps
+        // every event for several minutes to count repeats, and scans them all on each publish).
+        // The operator reports a state once, when it is entered, so there are no repeats to count.
+        let regarding = p.object_ref(&());
+        let now = Timestamp::now();
+        let (controller, instance) = &self.reporter;
+        let event = k8s_openapi::api::events::v1::Event {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("{}.{:x}", p.name_any(), now.as_nanosecond())),
+                namespace: regarding.namespace.clone(),
+                ..Default::default()
+            },
+            event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now)),
+            type_: Some(
+                match type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .to_owned(),
+            ),
+            reason: Some(reason.to_owned()),
+            action: Some(action.to_owned()),
             note: Some(note),
-            action: action.into(),
-            secondary: None,
+            regarding: Some(regarding),
+            reporting_controller: Some(controller.clone()),
+            reporting_instance: Some(instance.clone()),
+            ..Default::default()
         };
-        match self.recorder.publish(&event, &p.object_ref(&())).await {
-            Ok(()) => self.metrics.kubernetes_write("event"),
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &p.namespace().unwrap_or_default());
+        match events.create(&kube::api::PostParams::default(), &event).await {
+            Ok(_) => self.metrics.kubernetes_write("event"),
             Err(e) => warn!(error = %e, reason, "could not publish an event"),
         }
     }

@@ -87,7 +87,7 @@ fn most_reconciles(window: Duration, base: Duration, cap: Duration) -> usize {
 #[case::not_enabled(
     SET,
     Fault::Error(400, "OperationNotEnabledException"),
-    "PrerequisiteMissing",
+    "OperationNotEnabled",
     true
 )]
 #[tokio::test(flavor = "multi_thread")]
