@@ -428,6 +428,45 @@ async fn failing_and_unreachable_endpoints_fail_cleanly() {
     assert_eq!(snapshot(&pool).await, before);
 }
 
+/// `plan` warns ahead when a policy turns SMS MFA off on a pool that keeps an SMS configuration
+/// (DescribeUserPool tells), which Cognito refuses.
+#[tokio::test]
+async fn plan_warns_before_turning_sms_off_beside_an_sms_configuration() {
+    let endpoint = moto::endpoint();
+    let (pool, _) = applied(&endpoint).await;
+    moto::client(REGION)
+        .await
+        .update_user_pool()
+        .user_pool_id(&pool)
+        .sms_configuration(
+            aws::SmsConfigurationType::builder()
+                .sns_caller_arn(SMS_ROLE)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let totp_only = "  mfaConfiguration: OPTIONAL\n  softwareTokenMfaConfiguration: {enabled: true}\n";
+    let file = TempFile::new("totp.yaml", &policy_yaml(&pool, totp_only));
+    let out = run(&["plan"], &file, &endpoint).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "! warning: Cognito does not turn SMS MFA off while the user pool has an SMS configuration"
+        ) && out.stdout.contains("add smsMfaConfiguration to the policy"),
+        "{}",
+        out.stdout
+    );
+    // Keeping SMS on warns of nothing.
+    let keep = run(
+        &["plan"],
+        &TempFile::new("keep.yaml", &policy_yaml(&pool, TOTP_AND_SMS)),
+        &endpoint,
+    )
+    .await;
+    assert!(!keep.stdout.contains("warning"), "{}", keep.stdout);
+}
+
 /// An error prints each cause once, on one line, although the Kubernetes client's errors
 /// include their sources in their own text.
 #[tokio::test]
