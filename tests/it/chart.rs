@@ -100,7 +100,7 @@ fn allowed() -> BTreeMap<(&'static str, &'static str), BTreeSet<&'static str>> {
             ("cognitomfa.io", "cognitomfapolicies/finalizers"),
             BTreeSet::from(["update"]),
         ),
-        (("events.k8s.io", "events"), BTreeSet::from(["create", "patch"])),
+        (("events.k8s.io", "events"), BTreeSet::from(["create"])),
         (
             ("coordination.k8s.io", "leases"),
             BTreeSet::from(["get", "create", "patch"]),
