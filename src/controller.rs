@@ -152,7 +152,7 @@ pub struct Context {
     /// forgets deleted policies.
     failures: Arc<Mutex<HashMap<String, u32>>>,
     /// Writes to AWS whose status could not be written yet, by policy UID.
-    unreported: Arc<Mutex<HashMap<String, Found>>>,
+    unreported: Arc<Mutex<HashMap<String, Unreported>>>,
     /// When a policy first got InvalidSmsRole in a row, to stop waiting for IAM after a while.
     sms_role_since: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -229,7 +229,7 @@ pub async fn run(
     let failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let sms_role_since: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let (store, gone_metrics) = (reader.clone(), metrics.clone());
-    let unreported: Arc<Mutex<HashMap<String, Found>>> = Arc::default();
+    let unreported: Arc<Mutex<HashMap<String, Unreported>>> = Arc::default();
     let (gone_failures, gone_since, gone_unreported) =
         (failures.clone(), sms_role_since.clone(), unreported.clone());
     let stream = watcher(api, watch)
@@ -468,23 +468,31 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     let mut side = Side::default();
     let found = find(p, ctx, &mut side).await?;
     // A write whose report never reached the API server (it was away, or refused the status)
-    // is reported now, once the pool is seen in sync: the status and the event are not lost.
+    // is reported now, once the pool is seen in sync: the status (with the adoptedFrom it was
+    // to record) and the events are not lost.
     let unreported = lock(&ctx.unreported).remove(&uid);
     let found = match (found, unreported) {
-        (Found::InSync { observed }, Some(Found::Written { fields, .. })) => {
-            Found::Written { observed, fields }
+        (Found::InSync { observed }, Some(u)) => {
+            side.adopted = side.adopted.or(u.side.adopted);
+            side.standing_approval = side.standing_approval.or(u.side.standing_approval);
+            match u.found {
+                Found::Written { fields, .. } => Found::Written { observed, fields },
+                _ => Found::InSync { observed },
+            }
         }
         (found, _) => found,
     };
     let mut prev = p.status.clone();
-    if let Some(adopted) = side.adopted {
-        prev.get_or_insert_default().adopted_from = Some(Box::new(adopted));
+    if let Some(adopted) = &side.adopted
+        && prev.as_ref().is_none_or(|s| s.adopted_from.is_none())
+    {
+        prev.get_or_insert_default().adopted_from = Some(Box::new(adopted.clone()));
     }
     let (status, reason) = status::next(prev.as_ref(), generation, &found, &now());
     let reason_before = status::ready_reason(p.status.as_ref());
     if let Err(e) = ctx.write_status(p, &status).await {
         if matches!(found, Found::Written { .. }) {
-            lock(&ctx.unreported).insert(uid, found);
+            lock(&ctx.unreported).insert(uid, Unreported { found, side });
         }
         return Err(e);
     }
@@ -501,6 +509,12 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
         .await;
     }
     Ok((requeue(p, ctx, &found), Some(reason)))
+}
+
+/// A write to AWS whose status could not be written yet.
+struct Unreported {
+    found: Found,
+    side: Side,
 }
 
 /// What a pass tells the reconcile beside what it found.
