@@ -853,10 +853,13 @@ fn regex_matches(pattern: &str, value: &str) -> bool {
     use std::{collections::HashMap, sync::LazyLock, sync::Mutex};
     static CACHE: LazyLock<Mutex<HashMap<String, regex::Regex>>> = LazyLock::new(Default::default);
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    cache
-        .entry(pattern.to_owned())
-        .or_insert_with(|| regex::Regex::new(pattern).expect("the patterns in `limits` compile"))
-        .is_match(value)
+    if let Some(re) = cache.get(pattern) {
+        return re.is_match(value);
+    }
+    let re = regex::Regex::new(pattern).expect("the patterns in `limits` compile");
+    let matched = re.is_match(value);
+    cache.insert(pattern.to_owned(), re);
+    matched
 }
 
 /// The CustomResourceDefinition as it is installed: generated from the types above, with the

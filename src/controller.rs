@@ -186,14 +186,19 @@ fn pool_key(spec: &CognitoMfaPolicySpec) -> (String, String) {
     )
 }
 
+/// Whether two specs name the same pool (ID and region).
+fn same_pool(a: &CognitoMfaPolicySpec, b: &CognitoMfaPolicySpec) -> bool {
+    a.user_pool_id == b.user_pool_id && a.effective_region() == b.effective_region()
+}
+
 /// The policy that owns the pool `p` names: the oldest of those naming it (by creation time,
 /// then namespace and name), among the policies this instance watches.
 fn owner_of(p: &CognitoMfaPolicy, store: &Store<CognitoMfaPolicy>) -> Option<Arc<CognitoMfaPolicy>> {
-    let key = pool_key(&p.spec);
+    // Only the policies naming the same pool are taken out of the cache (it may hold thousands),
+    // and nothing is allocated to compare them.
     store
-        .state()
+        .state_filter(|o| same_pool(&o.spec, &p.spec))
         .into_iter()
-        .filter(|o| pool_key(&o.spec) == key)
         .min_by(|a, b| {
             let order = |o: &CognitoMfaPolicy| {
                 (
@@ -254,8 +259,7 @@ pub async fn run(
                 lock(&gone_failures).remove(&uid);
                 lock(&gone_since).remove(&uid);
                 lock(&gone_unreported).remove(&uid);
-                let key = pool_key(&gone.spec);
-                for sibling in store.state().iter().filter(|o| pool_key(&o.spec) == key) {
+                for sibling in store.state_filter(|o| same_pool(&o.spec, &gone.spec)) {
                     let _ = siblings_tx.unbounded_send(ObjectRef::from_obj(sibling.as_ref()));
                 }
             }
