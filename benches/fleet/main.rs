@@ -328,6 +328,13 @@ async fn convergence(
     let took = until_reason(&op, "Applied", n, Duration::from_secs(3600)).await;
     let bound = Duration::from_secs_f64(n as f64 / f64::from(r));
     let (sets, gets) = (proxy.seen(SET), proxy.seen(GET));
+    // Where the time went: before the first write (start-up: the list, the first reads), the
+    // writes themselves (their bound is (N-1)/R), and after the last one (its status).
+    let set_times = proxy.arrivals(SET);
+    let (first_set, last_set) = (
+        set_times.first().map(|t| t.duration_since(op.started)),
+        set_times.last().map(|t| t.duration_since(op.started)),
+    );
     let (cpu, rss) = (cpu_seconds(op.pid()), peak_rss_mib(op.pid()));
     let writes = op.metric_sum("cognito_mfa_kubernetes_writes_total").await;
     let metrics = op.metrics().await;
@@ -348,6 +355,15 @@ async fn convergence(
         "- time to all Ready: {took:.1?}; bound N/R = {bound:.1?}; **ratio {:.3}**",
         took.as_secs_f64() / bound.as_secs_f64()
     ));
+    if let (Some(first), Some(last)) = (first_set, last_set) {
+        report.line(format!(
+            "- where the time went: {first:.1?} to the first Set (start-up); {:.1?} of Sets, first to last, for a bound (N-1)/R of {:.1?} ({:.3}); {:.1?} from the last Set to all Ready",
+            last - first,
+            Duration::from_secs_f64((n - 1) as f64 / f64::from(r)),
+            (last - first).as_secs_f64() / ((n - 1) as f64 / f64::from(r)),
+            took.saturating_sub(last)
+        ));
+    }
     report.line(format!(
         "- per converged policy: **{:.2} GetUserPoolMfaConfig, {:.2} SetUserPoolMfaConfig, {:.2} Kubernetes writes** (targets 1, 1, at most 2: status with adoptedFrom, event); {gets} Gets, {sets} Sets, {writes} writes in all",
         gets as f64 / n as f64,

@@ -16,6 +16,15 @@ use crate::{
 
 const REGION: &str = "eu-west-1";
 
+/// A new pool and a policy `name` asking for TOTP, applied; returns the pool's ID.
+async fn totp_applied(t: &Setup, name: &str) -> String {
+    let pool = moto::create_pool(REGION).await;
+    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
+    t.create(name, spec).await;
+    wait_for_reason(&t.api(), name, "Applied").await;
+    pool
+}
+
 async fn mode(pool: &str) -> Option<aws::UserPoolMfaType> {
     moto::mfa_config(REGION, pool).await.mfa_configuration
 }
@@ -108,11 +117,9 @@ async fn steady_state_makes_no_writes() {
     let mut config = t.config(&moto::endpoint());
     config.resync = Duration::from_millis(500);
     let operator = t.operator(config).await;
-    let pool = moto::create_pool(REGION).await;
     let api = t.api();
-    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    t.create("steady", spec).await;
-    let before = wait_for_reason(&api, "steady", "Applied").await;
+    let pool = totp_applied(&t, "steady").await;
+    let before = api.get("steady").await.unwrap();
 
     let sets = moto::calls(&pool, "SetUserPoolMfaConfig").await;
     let writes = operator.metric("cognito_mfa_kubernetes_writes_total{kind=\"status\"}");
@@ -175,11 +182,8 @@ async fn own_status_writes_do_not_trigger_reconciles() {
     let t = Setup::new().await;
     // A long resync: any reconcile after Ready would come from a watch event.
     let operator = t.operator(t.config(&moto::endpoint())).await;
-    let pool = moto::create_pool(REGION).await;
     let api = t.api();
-    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    t.create("quiet", spec).await;
-    wait_for_reason(&api, "quiet", "Applied").await;
+    totp_applied(&t, "quiet").await;
     let total = |op: &Operator| -> f64 {
         op.metrics
             .encode()
@@ -277,11 +281,9 @@ async fn observe_reports_drift_and_never_writes() {
 async fn a_converging_policy_costs_one_get_one_set_and_two_kubernetes_writes() {
     let t = Setup::new().await;
     let operator = t.operator(t.config(&moto::endpoint())).await;
-    let pool = moto::create_pool(REGION).await;
     let api = t.api();
-    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    t.create("frugal", spec).await;
-    let p = wait_for_reason(&api, "frugal", "Applied").await;
+    let pool = totp_applied(&t, "frugal").await;
+    let p = api.get("frugal").await.unwrap();
     assert!(p.status.as_ref().unwrap().adopted_from.is_some());
     let writes =
         |kind: &str| operator.metric(&format!("cognito_mfa_kubernetes_writes_total{{kind=\"{kind}\"}}"));
@@ -352,11 +354,8 @@ async fn set_spec(
 async fn disruptive_changes_wait_for_their_own_approval() {
     let t = Setup::new().await;
     let operator = t.operator(t.config(&moto::endpoint())).await;
-    let pool = moto::create_pool(REGION).await;
     let api = t.api();
-    let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
-    t.create("guarded", spec).await;
-    wait_for_reason(&api, "guarded", "Applied").await;
+    let pool = totp_applied(&t, "guarded").await;
 
     set_spec(&api, "guarded", json!({"mfaConfiguration": "ON"})).await;
     let p = wait_for_reason(&api, "guarded", "AwaitingApproval").await;
