@@ -120,8 +120,9 @@ show kubectl get cmp -n identity
 printf '$ kubectl -n identity get cmp partners -o jsonpath=...Ready.message\n'
 kubectl -n identity get cmp partners -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}{"\n"}'
 
-step "Approving it"
-show kubectl -n identity annotate cmp partners cognitomfa.io/allow-disruptive-changes=true
+step "Approving that change, and only that one, with the token the message gives"
+token=$(kubectl -n identity get cmp partners -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}' | grep -o 'cmp-[0-9a-f]\{12\}' | head -n 1)
+show kubectl -n identity annotate cmp partners "cognitomfa.io/approve-change=$token"
 wait_reason partners Applied
 show kubectl get cmp -n identity
 
