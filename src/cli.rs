@@ -62,12 +62,17 @@ pub enum Command {
     Crd,
     /// Show how live pools differ from the policies in a file, without changing anything.
     ///
+    /// A disruptive change is shown with its approval token: the value of the annotation
+    /// cognitomfa.io/approve-change that approves that change only (the operator gives the same
+    /// token). Changes Cognito is known to refuse are warned about.
+    ///
     /// Exit code 0: every pool matches its policy; 2: changes are pending; 1: an error.
     Plan(FileArgs),
-    /// Make live pools match the policies in a file, then read them back and show the result.
+    /// Make live pools match the policies in a file, then show what Cognito stored.
     ///
     /// A disruptive change (OPTIONAL/OFF to ON, turning off every enrolled factor, a new passkey
     /// relying party ID) is applied only when the policy carries the annotation
+    /// cognitomfa.io/approve-change with that change's token (see plan), or the standing
     /// cognitomfa.io/allow-disruptive-changes: "true". Policies with managementPolicy Observe are
     /// only planned.
     Apply(FileArgs),
