@@ -310,6 +310,20 @@ impl Setup {
     pub async fn events(&self, name: &str) -> Vec<(String, String)> {
         events(&self.client, &self.ns.name, name).await
     }
+
+    /// The events of policy `name` once one has `reason` (events follow the status write that
+    /// reports the same finding, so a test that has seen the status waits for its event).
+    pub async fn wait_for_event(&self, name: &str, reason: &str) -> Vec<(String, String)> {
+        wait(
+            Duration::from_secs(30),
+            &format!("a {reason} event for {name}"),
+            || async {
+                let events = self.events(name).await;
+                events.iter().any(|(r, _)| r == reason).then_some(events)
+            },
+        )
+        .await
+    }
 }
 
 /// How an in-process operator is set up.

@@ -22,6 +22,7 @@ async fn totp_applied(t: &Setup, name: &str) -> String {
     let spec = json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}});
     t.create(name, spec).await;
     wait_for_reason(&t.api(), name, "Applied").await;
+    t.wait_for_event(name, "Applied").await;
     pool
 }
 
@@ -92,12 +93,13 @@ async fn create_update_and_drift_correction() {
     );
     assert_eq!(mode(&pool).await, Some(aws::UserPoolMfaType::Optional));
 
-    let events = t.events("shop").await;
-    let reasons: Vec<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
-    assert!(
-        reasons.contains(&"Applied") && reasons.contains(&"DriftCorrected"),
-        "{events:?}"
-    );
+    // The event follows the status write: wait for it rather than race it.
+    let events = wait(Duration::from_secs(30), "the DriftCorrected event", || async {
+        let events = t.events("shop").await;
+        let has = |reason: &str| events.iter().any(|(r, _)| r == reason);
+        (has("Applied") && has("DriftCorrected")).then_some(events)
+    })
+    .await;
     assert!(
         events.iter().any(|(_, note)| note.contains("mfaConfiguration")),
         "{events:?}"
@@ -245,7 +247,7 @@ async fn observe_reports_drift_and_never_writes() {
         "Observe never acts on deletion: no finalizer"
     );
     assert_eq!(moto::calls(&pool, "SetUserPoolMfaConfig").await, 0);
-    assert!(t.events("watcher").await.iter().any(|(r, _)| r == "Drifted"));
+    t.wait_for_event("watcher", "Drifted").await;
 
     // The pool is made to match by someone else: in sync, without a write.
     moto::client(REGION)
@@ -526,7 +528,7 @@ async fn invalid_spec_is_refused_without_aws_calls() {
             let (_, _, message) = condition(&p, "Ready").unwrap();
             assert!(message.contains("spec.mfaConfiguration"), "{message}");
             assert_eq!(condition(&p, "Stalled").unwrap().0, "True");
-            assert!(t.events("invalid").await.iter().any(|(r, _)| r == "InvalidSpec"));
+            t.wait_for_event("invalid", "InvalidSpec").await;
         }
     }
     assert_eq!(
