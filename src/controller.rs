@@ -178,14 +178,6 @@ fn trigger_hash(p: &CognitoMfaPolicy) -> Option<u64> {
     Some(h.finish())
 }
 
-/// The pool a policy names: (pool ID, region).
-fn pool_key(spec: &CognitoMfaPolicySpec) -> (String, String) {
-    (
-        spec.user_pool_id.clone(),
-        spec.effective_region().unwrap_or_default().to_owned(),
-    )
-}
-
 /// Whether two specs name the same pool (ID and region).
 fn same_pool(a: &CognitoMfaPolicySpec, b: &CognitoMfaPolicySpec) -> bool {
     a.user_pool_id == b.user_pool_id && a.effective_region() == b.effective_region()
@@ -479,9 +471,9 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
         (Found::InSync { observed }, Some(u)) => {
             side.adopted = side.adopted.or(u.side.adopted);
             side.standing_approval = side.standing_approval.or(u.side.standing_approval);
-            match u.found {
-                Found::Written { fields, .. } => Found::Written { observed, fields },
-                _ => Found::InSync { observed },
+            Found::Written {
+                observed,
+                fields: u.fields,
             }
         }
         (found, _) => found,
@@ -495,8 +487,8 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     let (status, reason) = status::next(prev.as_ref(), generation, &found, &now());
     let reason_before = status::ready_reason(p.status.as_ref());
     if let Err(e) = ctx.write_status(p, &status).await {
-        if matches!(found, Found::Written { .. }) {
-            lock(&ctx.unreported).insert(uid, Unreported { found, side });
+        if let Found::Written { fields, .. } = found {
+            lock(&ctx.unreported).insert(uid, Unreported { fields, side });
         }
         return Err(e);
     }
@@ -515,9 +507,10 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     Ok((requeue(p, ctx, &found), Some(reason)))
 }
 
-/// A write to AWS whose status could not be written yet.
+/// A write to AWS whose status could not be written yet: the fields it changed, and what else
+/// its pass did.
 struct Unreported {
-    found: Found,
+    fields: Vec<String>,
     side: Side,
 }
 
@@ -558,7 +551,7 @@ async fn find(p: &CognitoMfaPolicy, ctx: &Context, side: &mut Side) -> Result<Fo
         return Ok(Found::InvalidSpec { message });
     }
     if let Some(owner) = owner_of(p, &ctx.store).filter(|o| o.uid() != p.uid()) {
-        let (pool, region) = pool_key(spec);
+        let (pool, region) = (&spec.user_pool_id, spec.effective_region().unwrap_or_default());
         let message = format!(
             "User pool {pool} in {region} is owned by policy {}/{}, which is older; this policy does not write to it until that one is deleted.",
             owner.namespace().unwrap_or_default(),

@@ -95,9 +95,8 @@ pub async fn read(
         before,
         plan,
     };
-    // Prerequisites matter only for a change.
-    if outcome.plan.action != Action::InSync
-        && plan::has_prerequisites(&outcome.plan.request, &outcome.before)
+    // Prerequisites matter only for a write that could happen now.
+    if outcome.plan.action == Action::Apply && plan::has_prerequisites(&outcome.plan.request, &outcome.before)
     {
         match cognito.describe(target).await {
             Ok(facts) => {
