@@ -28,13 +28,13 @@ use kube::{
 };
 use rand::RngExt as _;
 use serde_json::json;
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     api::{self, CognitoMfaPolicy, CognitoMfaPolicySpec, DeletionPolicy, ManagementPolicy, MfaSettings},
     cognito::{CallError, Cognito, ErrorClass, Retry, Target},
     plan::{self, Action as PlanAction},
-    status::{self, Found, Reason},
+    status::{self, Found, Reason, WriteCause},
     sync::{self, Mode},
     telemetry::Metrics,
 };
@@ -161,6 +161,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A log line about policy `$p`, with the fields every such line carries (`policy`,
+/// `namespace`, `pool`, `region`, `reason`), then the line's own fields and message. Pool IDs
+/// and regions are not secret; external IDs are never logged.
+///
+/// Values are passed as strings: JSON lines get plain strings, text lines quote them
+/// (`policy="shop"`), so that a value with spaces reads as one.
+macro_rules! story {
+    ($level:ident, $p:expr, $reason:expr, $($rest:tt)+) => {
+        tracing::$level!(
+            policy = $p.name_any().as_str(),
+            namespace = $p.namespace().unwrap_or_default().as_str(),
+            pool = $p.spec.user_pool_id.as_str(),
+            region = $p.spec.effective_region().unwrap_or_default(),
+            reason = $reason.to_string().as_str(),
+            $($rest)+
+        )
+    };
+}
+
 /// What makes a policy worth reconciling when it changes: its spec (generation), finalizers,
 /// approval annotation and deletion. Status writes (the operator's own) change none of these,
 /// so they trigger nothing; periodic drift checks come from requeues.
@@ -285,7 +304,6 @@ pub async fn run(
 }
 
 /// One reconcile: deletion, finalizer, validation, ownership, then one pass against the pool.
-#[instrument(skip_all, fields(policy = %format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())))]
 async fn reconcile(p: Arc<CognitoMfaPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = if p.meta().deletion_timestamp.is_some() {
@@ -305,7 +323,12 @@ async fn reconcile(p: Arc<CognitoMfaPolicy>, ctx: Arc<Context>) -> Result<Action
 }
 
 fn error_policy(p: Arc<CognitoMfaPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(policy = %p.name_any(), %error, "reconcile failed; retrying with backoff");
+    warn!(
+        policy = %p.name_any(),
+        namespace = %p.namespace().unwrap_or_default(),
+        %error,
+        "reconcile failed; retrying with backoff"
+    );
     let t = &ctx.settings.timing;
     Action::requeue(ctx.backoff(&p, t.backoff_base, t.backoff_cap))
 }
@@ -463,6 +486,9 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
     let uid = p.uid().unwrap_or_default();
     let mut side = Side::default();
     let found = find(p, ctx, &mut side).await?;
+    // What this pass did to the pool, told once, when it happens (a write reported late, below,
+    // was told when it was made).
+    account(p, ctx, &found, generation);
     // A write whose report never reached the API server (it was away, or refused the status)
     // is reported now, once the pool is seen in sync: the status (with the adoptedFrom it was
     // to record) and the events are not lost.
@@ -505,6 +531,69 @@ async fn apply(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<Re
         .await;
     }
     Ok((requeue(p, ctx, &found), Some(reason)))
+}
+
+/// Logs and counts what a pass found in the pool: drift (a pool that changed after it matched
+/// this generation) and writes, by cause. A check that finds the pool in sync logs nothing.
+fn account(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, generation: i64) {
+    let prev = p.status.as_ref();
+    let fields = |f: &[String]| f.join(",");
+    if status::drift_found(prev, generation, found) {
+        ctx.metrics.drift_detected();
+        let differs = match found {
+            Found::Written { fields: f, .. }
+            | Found::NotTaken { fields: f, .. }
+            | Found::Drifted { fields: f, .. }
+            | Found::AwaitingApproval { fields: f, .. }
+            | Found::PrerequisiteMissing { fields: f, .. } => fields(f),
+            _ => String::new(),
+        };
+        story!(
+            info,
+            p,
+            "DriftDetected",
+            fields = differs.as_str(),
+            "drift found: the user pool changed after it matched the policy"
+        );
+    }
+    let cause = status::write_cause(prev, generation);
+    match found {
+        Found::Written { fields: f, .. } => {
+            ctx.metrics.aws_write(cause);
+            if cause == WriteCause::DriftCorrection {
+                ctx.metrics.drift_corrected();
+                story!(
+                    info,
+                    p,
+                    Reason::DriftCorrected,
+                    cause = cause.as_str(),
+                    fields = fields(f).as_str(),
+                    "drift corrected: SetUserPoolMfaConfig, read back equal"
+                );
+            } else {
+                story!(
+                    info,
+                    p,
+                    Reason::Applied,
+                    cause = cause.as_str(),
+                    fields = fields(f).as_str(),
+                    "applied the policy: SetUserPoolMfaConfig, read back equal"
+                );
+            }
+        }
+        Found::NotTaken { fields: f, .. } => {
+            ctx.metrics.aws_write(cause);
+            story!(
+                warn,
+                p,
+                Reason::Drifted,
+                cause = cause.as_str(),
+                fields = fields(f).as_str(),
+                "SetUserPoolMfaConfig was not fully taken: the read-back still differs"
+            );
+        }
+        _ => {}
+    }
 }
 
 /// A write to AWS whose status could not be written yet: the fields it changed, and what else
@@ -571,17 +660,24 @@ async fn find(p: &CognitoMfaPolicy, ctx: &Context, side: &mut Side) -> Result<Fo
         lock(&ctx.sms_role_since).remove(&p.uid().unwrap_or_default());
         return Ok(Found::InSync { observed });
     }
-    ctx.metrics.drift_detected();
     if observe {
         return Ok(Found::Drifted { observed, fields });
     }
     if outcome.plan.action == PlanAction::AwaitApproval {
         let message = approval_message(&outcome.plan);
-        return Ok(Found::AwaitingApproval { observed, message });
+        return Ok(Found::AwaitingApproval {
+            observed,
+            fields,
+            message,
+        });
     }
     if !outcome.missing_prerequisites.is_empty() {
         let message = format!("Not applied: {}.", outcome.missing_prerequisites.join("; "));
-        return Ok(Found::PrerequisiteMissing { observed, message });
+        return Ok(Found::PrerequisiteMissing {
+            observed,
+            fields,
+            message,
+        });
     }
     // The configuration before the operator's first write is kept as adoptedFrom, and goes in
     // the status patch that reports the write. deletionPolicy Restore depends on it: for such a
@@ -614,7 +710,7 @@ async fn find(p: &CognitoMfaPolicy, ctx: &Context, side: &mut Side) -> Result<Fo
     if outcome.remaining.is_empty() {
         Ok(Found::Written { observed, fields })
     } else {
-        let fields = outcome.remaining.iter().map(|c| c.field.clone()).collect();
+        let fields = plan::field_names(&outcome.remaining);
         Ok(Found::NotTaken { observed, fields })
     }
 }
@@ -671,7 +767,10 @@ fn requeue(p: &CognitoMfaPolicy, ctx: &Context, found: &Found) -> Action {
                 next_check(p, s.stalled_recheck_interval, SystemTime::now())
             }
         },
-        Found::InvalidSpec { .. } | Found::PrerequisiteMissing { .. } => {
+        // Stalled: waiting on a person, who changes the policy (which triggers a reconcile at
+        // once) or something outside it.
+        _ if found.is_terminal() => {
+            ctx.succeeded(p);
             next_check(p, s.stalled_recheck_interval, SystemTime::now())
         }
         _ => {
@@ -687,9 +786,6 @@ fn requeue(p: &CognitoMfaPolicy, ctx: &Context, found: &Found) -> Action {
 async fn report(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reason, before: Option<Reason>) {
     match found {
         Found::Written { fields, .. } => {
-            if reason == Reason::DriftCorrected {
-                ctx.metrics.drift_corrected();
-            }
             let note = format!(
                 "SetUserPoolMfaConfig on {}: {}",
                 p.spec.user_pool_id,
@@ -719,8 +815,17 @@ async fn report(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reas
             )
             .await;
         }
+        Found::AwsError { message, .. } if !found.is_terminal() => {
+            // The SDK's retries gave up; the reconcile backs off and tries again.
+            story!(
+                warn,
+                p,
+                reason,
+                error = message.as_str(),
+                "Cognito call failed after retries; retrying with backoff"
+            );
+        }
         _ if before == Some(reason) || reason.is_ready() => {}
-        Found::AwsError { .. } if !found.is_terminal() => {}
         other => {
             let note = match other {
                 Found::Drifted { fields, .. } => format!("The user pool differs in {}.", fields.join(", ")),
@@ -731,10 +836,51 @@ async fn report(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reas
                 | Found::AwsError { message, .. } => message.clone(),
                 Found::InSync { .. } | Found::Written { .. } | Found::NotTaken { .. } => String::new(),
             };
+            match other {
+                Found::AwaitingApproval { .. } => {
+                    story!(
+                        info,
+                        p,
+                        reason,
+                        token = token_of(&note),
+                        "a disruptive change waits for approval"
+                    )
+                }
+                Found::Drifted { .. } => {
+                    story!(
+                        info,
+                        p,
+                        reason,
+                        "the user pool differs from the policy (managementPolicy Observe: not corrected)"
+                    )
+                }
+                Found::Conflict { .. } => story!(
+                    warn,
+                    p,
+                    reason,
+                    detail = note.as_str(),
+                    "conflict: another policy owns the pool"
+                ),
+                _ => story!(
+                    warn,
+                    p,
+                    reason,
+                    error = note.as_str(),
+                    "the policy waits on a person; rechecked at --stalled-recheck-interval"
+                ),
+            }
             ctx.publish(p, EventType::Warning, reason.as_str(), "Reconcile", note)
                 .await;
         }
     }
+}
+
+/// The approval token in an AwaitingApproval message.
+fn token_of(message: &str) -> &str {
+    message
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+        .find(|w| w.len() == 16 && w.starts_with("cmp-"))
+        .unwrap_or_default()
 }
 
 /// Deletes a policy: with the finalizer, acts on the pool as the deletion policy says, then
@@ -771,17 +917,32 @@ async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<R
                 } else {
                     "Restored"
                 };
+                ctx.metrics.aws_write(WriteCause::Deletion);
+                let fields = o.plan.changed_fields();
+                story!(
+                    info,
+                    p,
+                    what,
+                    cause = WriteCause::Deletion.as_str(),
+                    fields = fields.join(",").as_str(),
+                    "deletion policy applied to the user pool: SetUserPoolMfaConfig, read back equal"
+                );
                 let note = format!(
                     "{what} user pool {} on deletion: {}",
                     spec.user_pool_id,
-                    o.plan.changed_fields().join(", ")
+                    fields.join(", ")
                 );
                 ctx.publish(p, EventType::Normal, what, "SetUserPoolMfaConfig", note)
                     .await;
             }
             Ok(_) => {}
             Err(e) if e.class == ErrorClass::PoolNotFound => {
-                info!(pool = %target, "the user pool is gone; nothing to reset on deletion");
+                story!(
+                    info,
+                    p,
+                    Reason::UserPoolNotFound,
+                    "the user pool is gone; nothing to do on deletion"
+                );
             }
             Err(e) => {
                 // The finalizer stays: deletion waits until AWS confirms.
@@ -790,6 +951,13 @@ async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<R
                 let (status, reason) = status::next(p.status.as_ref(), generation, &found, &now());
                 ctx.write_status(p, &status).await?;
                 if let Found::AwsError { message, .. } = &found {
+                    story!(
+                        warn,
+                        p,
+                        reason,
+                        error = message.as_str(),
+                        "deletion waits: the deletion policy could not be applied"
+                    );
                     ctx.publish(
                         p,
                         EventType::Warning,
@@ -804,6 +972,13 @@ async fn delete(p: &CognitoMfaPolicy, ctx: &Context) -> Result<(Action, Option<R
         }
     }
     ctx.set_finalizer(p, false).await?;
+    story!(
+        info,
+        p,
+        "Deleted",
+        finalizer = FINALIZER,
+        "finalizer released: the policy is deleted"
+    );
     ctx.succeeded(p);
     Ok((Action::await_change(), None))
 }

@@ -192,8 +192,28 @@ impl Plan {
 
     /// The changed field paths, for status and events.
     pub fn changed_fields(&self) -> Vec<String> {
-        self.changes.iter().map(|c| c.field.clone()).collect()
+        field_names(&self.changes)
     }
+}
+
+/// The names of the fields that `changes` change, each once: a block that is turned on or off
+/// (`smsMfaConfiguration`) stands for its leaves, which are not listed beside it.
+pub fn field_names(changes: &[FieldChange]) -> Vec<String> {
+    let blocks: Vec<&str> = changes
+        .iter()
+        .map(|c| c.field.as_str())
+        .filter(|f| !f.contains('.'))
+        .collect();
+    changes
+        .iter()
+        .map(|c| c.field.as_str())
+        .filter(|f| {
+            !blocks
+                .iter()
+                .any(|b| f.strip_prefix(b).is_some_and(|rest| rest.starts_with('.')))
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Plans one policy against one pool.
@@ -601,6 +621,31 @@ mod tests {
             token: Some(token.to_owned()),
             ..Approval::none(POOL)
         }
+    }
+
+    /// Messages name each changed field once: a block turned on stands for its leaves; a block
+    /// that stays on lists the leaves that change.
+    #[test]
+    fn field_names_list_a_block_or_its_leaves_not_both() {
+        let live = settings(serde_json::json!({"mfaConfiguration": "OFF"}));
+        let desired = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
+            "smsMfaConfiguration": {"smsAuthenticationMessage": "Code {####}",
+                "smsConfiguration": {"snsCallerArn": SMS_ROLE, "externalId": "x-1"}}}));
+        let p = plan(&desired, &live, &Approval::none(POOL));
+        assert!(
+            fields(&p).contains(&"smsMfaConfiguration.smsAuthenticationMessage"),
+            "{:?}",
+            fields(&p)
+        );
+        assert_eq!(p.changed_fields(), ["mfaConfiguration", "smsMfaConfiguration"]);
+        let message = settings(serde_json::json!({"mfaConfiguration": "OPTIONAL",
+            "smsMfaConfiguration": {"smsAuthenticationMessage": "New code {####}",
+                "smsConfiguration": {"snsCallerArn": SMS_ROLE, "externalId": "x-1"}}}));
+        let p = plan(&message, &normalise(&desired), &Approval::none(POOL));
+        assert_eq!(
+            p.changed_fields(),
+            ["smsMfaConfiguration.smsAuthenticationMessage"]
+        );
     }
 
     /// A token approves the change it was given for, and no other: another disruption, other

@@ -157,6 +157,8 @@ pub enum Found {
     AwaitingApproval {
         /// The live configuration, normalised.
         observed: MfaSettings,
+        /// The fields that differ.
+        fields: Vec<String>,
         /// What would change and why it waits.
         message: String,
     },
@@ -164,6 +166,8 @@ pub enum Found {
     PrerequisiteMissing {
         /// The live configuration, normalised.
         observed: MfaSettings,
+        /// The fields that differ.
+        fields: Vec<String>,
         /// What is missing.
         message: String,
     },
@@ -243,6 +247,82 @@ fn was_ready(prev: Option<&CognitoMfaPolicyStatus>, generation: i64) -> bool {
         && condition(prev, READY).is_some_and(|c| c.status == "True")
 }
 
+/// Why the operator wrote to a pool: the `cause` label of `cognito_mfa_aws_writes_total` and
+/// of the log line of each write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteCause {
+    /// The policy's first write (it had never been confirmed in sync with the pool).
+    FirstApply,
+    /// A new generation of the spec (or an approval of one).
+    SpecChange,
+    /// The pool had changed after it matched this generation: it was put back.
+    DriftCorrection,
+    /// The policy was deleted with `deletionPolicy` `Reset` or `Restore`.
+    Deletion,
+}
+
+impl WriteCause {
+    /// Every cause, for metrics that report each one.
+    pub const ALL: [WriteCause; 4] = [
+        Self::FirstApply,
+        Self::SpecChange,
+        Self::DriftCorrection,
+        Self::Deletion,
+    ];
+
+    /// The cause as it appears in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FirstApply => "first_apply",
+            Self::SpecChange => "spec_change",
+            Self::DriftCorrection => "drift_correction",
+            Self::Deletion => "deletion",
+        }
+    }
+}
+
+impl fmt::Display for WriteCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the previous status records drift of this generation that waits to be corrected
+/// (for an approval, a prerequisite, or past an AWS error). `Drifted` is not such drift: the
+/// pool was only observed, or never took the write.
+fn drift_pending(prev: Option<&CognitoMfaPolicyStatus>, generation: i64) -> bool {
+    prev.is_some_and(|s| {
+        s.observed_generation == Some(generation) && s.drift.as_ref().is_some_and(|d| d.detected)
+    }) && ready_reason(prev) != Some(Reason::Drifted)
+}
+
+/// Why a write that a reconcile of `generation` made after `prev` was made (deletions aside).
+pub fn write_cause(prev: Option<&CognitoMfaPolicyStatus>, generation: i64) -> WriteCause {
+    if was_ready(prev, generation) || drift_pending(prev, generation) {
+        WriteCause::DriftCorrection
+    } else if prev.and_then(|s| s.last_sync_time.as_ref()).is_none() {
+        WriteCause::FirstApply
+    } else {
+        WriteCause::SpecChange
+    }
+}
+
+/// Whether a reconcile of `generation` that found `found` after `prev` found drift: the pool
+/// differs from the policy after it had matched this generation. A new policy's first write,
+/// a spec change and a pool that never matched are not drift; drift that persists is found
+/// once, when the pool moves away.
+pub fn drift_found(prev: Option<&CognitoMfaPolicyStatus>, generation: i64, found: &Found) -> bool {
+    was_ready(prev, generation)
+        && matches!(
+            found,
+            Found::Written { .. }
+                | Found::NotTaken { .. }
+                | Found::Drifted { .. }
+                | Found::AwaitingApproval { .. }
+                | Found::PrerequisiteMissing { .. }
+        )
+}
+
 /// The status after a reconcile of `generation` that found `found`, and the Ready reason in it.
 ///
 /// Everything that did not change keeps its previous value (condition transition times, the
@@ -266,7 +346,7 @@ pub fn next(
             )
         }
         Found::InSync { .. } => (Reason::InSync, "The user pool matches the policy.".to_owned()),
-        Found::Written { fields, .. } if ready_before => (
+        Found::Written { fields, .. } if write_cause(prev, generation) == WriteCause::DriftCorrection => (
             Reason::DriftCorrected,
             format!("Corrected drift in {}.", list(fields)),
         ),
@@ -348,11 +428,12 @@ pub fn next(
         Found::InSync { .. } if !ready_before => status.last_sync_time = Some(now.clone()),
         _ => {}
     }
-    status.drift = next_drift(status.drift.take(), found, reason, now);
+    let drift = drift_found(prev, generation, found);
+    status.drift = next_drift(status.drift.take(), found, reason, drift, now);
     (status, reason)
 }
 
-fn next_drift(prev: Option<Drift>, found: &Found, reason: Reason, now: &Time) -> Option<Drift> {
+fn next_drift(prev: Option<Drift>, found: &Found, reason: Reason, drift: bool, now: &Time) -> Option<Drift> {
     let seen = |fields: &[String], detected: bool| {
         // The same drift, still there: nothing to rewrite (not even the time it was seen).
         match &prev {
@@ -367,6 +448,10 @@ fn next_drift(prev: Option<Drift>, found: &Found, reason: Reason, now: &Time) ->
     match found {
         Found::Written { fields, .. } if reason == Reason::DriftCorrected => Some(seen(fields, false)),
         Found::Drifted { fields, .. } | Found::NotTaken { fields, .. } => Some(seen(fields, true)),
+        // Drift that waits (for an approval, a prerequisite) before it can be corrected.
+        Found::AwaitingApproval { fields, .. } | Found::PrerequisiteMissing { fields, .. } if drift => {
+            Some(seen(fields, true))
+        }
         // Drift that went away (or was overwritten by a new spec) is no longer current.
         Found::InSync { .. } | Found::Written { .. } => prev.map(|d| Drift { detected: false, ..d }),
         _ => prev,
@@ -486,6 +571,103 @@ mod tests {
         assert_eq!(cond(&applied, READY).observed_generation, Some(2));
     }
 
+    /// What the metrics count, along a policy's life: each write's cause, and drift found once,
+    /// only for a pool that changed after it had matched the same generation.
+    #[test]
+    fn writes_have_causes_and_drift_is_found_once() {
+        let approval = || Found::AwaitingApproval {
+            observed: settings(),
+            fields: vec!["mfaConfiguration".into()],
+            message: "waits".into(),
+        };
+        let drifted = || Found::Drifted {
+            observed: settings(),
+            fields: vec!["mfaConfiguration".into()],
+        };
+        let script: Vec<(i64, Found, Option<WriteCause>, bool, Reason)> = vec![
+            (
+                1,
+                written(&["mfaConfiguration"]),
+                Some(WriteCause::FirstApply),
+                false,
+                Reason::Applied,
+            ),
+            (1, in_sync(), None, false, Reason::Applied),
+            (
+                2,
+                written(&["smsMfaConfiguration"]),
+                Some(WriteCause::SpecChange),
+                false,
+                Reason::Applied,
+            ),
+            (2, in_sync(), None, false, Reason::Applied),
+            // Changed out of band, put back.
+            (
+                2,
+                written(&["mfaConfiguration"]),
+                Some(WriteCause::DriftCorrection),
+                true,
+                Reason::DriftCorrected,
+            ),
+            (2, in_sync(), None, false, Reason::DriftCorrected),
+            // Changed again, and putting it back needs an approval: found once, while it waits.
+            (2, approval(), None, true, Reason::AwaitingApproval),
+            (2, approval(), None, false, Reason::AwaitingApproval),
+            (
+                2,
+                written(&["mfaConfiguration"]),
+                Some(WriteCause::DriftCorrection),
+                false,
+                Reason::DriftCorrected,
+            ),
+            // A spec change that waits, then goes through: a spec change, not drift.
+            (3, approval(), None, false, Reason::AwaitingApproval),
+            (
+                3,
+                written(&["mfaConfiguration"]),
+                Some(WriteCause::SpecChange),
+                false,
+                Reason::Applied,
+            ),
+            // Observed only: found when the pool moves away, not while it stays away.
+            (3, in_sync(), None, false, Reason::Applied),
+            (3, drifted(), None, true, Reason::Drifted),
+            (3, drifted(), None, false, Reason::Drifted),
+        ];
+        let mut prev: Option<CognitoMfaPolicyStatus> = None;
+        for (i, (generation, found, cause, drift, reason)) in script.into_iter().enumerate() {
+            let wrote = matches!(found, Found::Written { .. } | Found::NotTaken { .. });
+            let got_cause = wrote.then(|| write_cause(prev.as_ref(), generation));
+            let got_drift = drift_found(prev.as_ref(), generation, &found);
+            let (status, got_reason) = next(prev.as_ref(), generation, &found, &at(i as i64 * 60));
+            assert_eq!(
+                (got_cause, got_drift, got_reason),
+                (cause, drift, reason),
+                "step {i}: {found:?}"
+            );
+            if drift && matches!(found, Found::AwaitingApproval { .. }) {
+                assert!(
+                    status.drift.as_ref().unwrap().detected,
+                    "drift waiting is in status"
+                );
+            }
+            prev = Some(status);
+        }
+
+        // A policy whose first pass waited (an approval, an AWS error, a pool that never
+        // matched) still makes its first write when it goes through.
+        for first in [
+            approval(),
+            error(ErrorClass::Throttled, false),
+            error(ErrorClass::AccessDenied, false),
+            drifted(),
+        ] {
+            let (status, _) = next(None, 1, &first, &at(0));
+            assert!(!drift_found(None, 1, &first), "{first:?}");
+            assert_eq!(write_cause(Some(&status), 1), WriteCause::FirstApply, "{first:?}");
+        }
+    }
+
     #[test]
     fn observed_drift_is_reported_once() {
         let drifted = Found::Drifted {
@@ -527,8 +709,8 @@ mod tests {
     #[case::gone(error(ErrorClass::PoolNotFound, false), "UserPoolNotFound", true)]
     #[case::conflict(Found::Conflict { message: "owned by a/b".into() }, "Conflict", true)]
     #[case::invalid_spec(Found::InvalidSpec { message: "spec.x: bad".into() }, "InvalidSpec", true)]
-    #[case::approval(Found::AwaitingApproval { observed: settings(), message: "waits".into() }, "AwaitingApproval", true)]
-    #[case::prerequisite(Found::PrerequisiteMissing { observed: settings(), message: "tier".into() }, "PrerequisiteMissing", true)]
+    #[case::approval(Found::AwaitingApproval { observed: settings(), fields: vec![], message: "waits".into() }, "AwaitingApproval", true)]
+    #[case::prerequisite(Found::PrerequisiteMissing { observed: settings(), fields: vec![], message: "tier".into() }, "PrerequisiteMissing", true)]
     fn problems_are_reported_with_their_reason(
         #[case] found: Found,
         #[case] reason: &str,

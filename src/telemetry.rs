@@ -13,7 +13,7 @@ use prometheus_client::{
 
 use crate::{
     cognito::{ErrorClass, Observer, Operation},
-    status::Reason,
+    status::{Reason, WriteCause},
 };
 
 /// Log line formats.
@@ -75,6 +75,11 @@ struct WriteLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: String,
+}
+
 /// The operator's metrics. Names start with `cognito_mfa_`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -86,6 +91,7 @@ pub struct Metrics {
     aws_throttles: Family<OperationLabels, Counter>,
     drift_detected: Counter,
     drift_corrected: Counter,
+    aws_writes: Family<CauseLabels, Counter>,
     policies: Family<ReasonLabels, Gauge>,
     kubernetes_writes: Family<WriteLabels, Counter>,
     leader: Gauge,
@@ -99,7 +105,7 @@ impl Default for Metrics {
         let reconciles = Family::<ResultLabels, Counter>::default();
         registry.register(
             "reconciles",
-            "Reconciles, by result (the Ready reason, or Error)",
+            "Reconciles, by result: the Ready reason reported, FinalizerAdded, Deleted, or Error (a Kubernetes API failure)",
             reconciles.clone(),
         );
         let reconcile_duration = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -107,46 +113,61 @@ impl Default for Metrics {
         ));
         registry.register_with_unit(
             "reconcile_duration",
-            "How long reconciles take",
+            "How long reconciles take, AWS calls included",
             prometheus_client::registry::Unit::Seconds,
             reconcile_duration.clone(),
         );
         let aws_calls = Family::<CallLabels, Counter>::default();
         registry.register(
             "aws_calls",
-            "Cognito calls, by operation and outcome (ok or the error class)",
+            "Cognito calls (each with its retries), by operation and outcome (ok, or the class of the error that ended it)",
             aws_calls.clone(),
         );
         let aws_requests = Family::<OperationLabels, Counter>::default();
         registry.register(
             "aws_requests",
-            "HTTP requests to Cognito (retries included), by operation",
+            "HTTP requests sent to Cognito (every attempt, retries included), by operation",
             aws_requests.clone(),
         );
         let aws_throttles = Family::<OperationLabels, Counter>::default();
         registry.register(
             "aws_throttles",
-            "Requests Cognito throttled, by operation",
+            "Requests that Cognito answered with TooManyRequestsException, by operation",
             aws_throttles.clone(),
         );
         let drift_detected = Counter::default();
         registry.register(
             "drift_detected",
-            "Checks that found a pool different from its policy",
+            "Times a pool was found changed after it had matched its policy (the same generation of the spec): once per drift, not per check; a policy's first write, a spec change or a pool that never matched are not drift",
             drift_detected.clone(),
         );
         let drift_corrected = Counter::default();
         registry.register(
             "drift_corrected",
-            "Drifted pools corrected",
+            "Drifted pools put back by a write that Cognito took (read back equal)",
             drift_corrected.clone(),
         );
+        let aws_writes = Family::<CauseLabels, Counter>::default();
+        registry.register(
+            "aws_writes",
+            "SetUserPoolMfaConfig calls that Cognito accepted, by cause: first_apply (a policy's first write), spec_change (a new spec, or its approval), drift_correction, deletion (deletionPolicy Reset or Restore)",
+            aws_writes.clone(),
+        );
+        for cause in WriteCause::ALL {
+            let _ = aws_writes.get_or_create(&CauseLabels {
+                cause: cause.as_str().to_owned(),
+            });
+        }
         let policies = Family::<ReasonLabels, Gauge>::default();
-        registry.register("policies", "Policies, by Ready reason", policies.clone());
+        registry.register(
+            "policies",
+            "Policies this instance reconciles, by the Ready reason they report",
+            policies.clone(),
+        );
         let kubernetes_writes = Family::<WriteLabels, Counter>::default();
         registry.register(
             "kubernetes_writes",
-            "Writes to the Kubernetes API, by kind (status, finalizer, event)",
+            "Writes to the Kubernetes API that succeeded, by kind (status, finalizer, event)",
             kubernetes_writes.clone(),
         );
         let leader = Gauge::default();
@@ -175,6 +196,7 @@ impl Default for Metrics {
             aws_throttles,
             drift_detected,
             drift_corrected,
+            aws_writes,
             policies,
             kubernetes_writes,
             leader,
@@ -237,6 +259,15 @@ impl Metrics {
     /// Drift was corrected.
     pub fn drift_corrected(&self) {
         self.drift_corrected.inc();
+    }
+
+    /// Cognito accepted a SetUserPoolMfaConfig made for `cause`.
+    pub fn aws_write(&self, cause: WriteCause) {
+        self.aws_writes
+            .get_or_create(&CauseLabels {
+                cause: cause.as_str().to_owned(),
+            })
+            .inc();
     }
 
     /// A write to the Kubernetes API (`status`, `finalizer`, `event`).

@@ -14,3 +14,4 @@ mod gitops;
 mod helm;
 mod lifecycle;
 mod operations;
+mod story;

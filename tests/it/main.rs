@@ -8,5 +8,6 @@ mod chart;
 mod cli;
 mod crd;
 mod examples;
+mod metrics;
 mod mocked;
 mod validation;
