@@ -41,7 +41,9 @@ use crate::{
     name = "cognito-mfa-operator",
     version,
     propagate_version = true,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    override_usage = "cognito-mfa-operator [OPTIONS] [COMMAND]",
+    after_help = RUN_EXIT_CODES
 )]
 pub struct Cli {
     /// What to do (default: run).
@@ -52,22 +54,42 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// The exit codes of `run` (and of the binary without a command).
+const RUN_EXIT_CODES: &str = "Exit codes: 0 stopped by SIGTERM or Ctrl-C, once running reconciles finished (and a held \
+Lease was released); 1 an error: a usage error, no cluster found, the metrics address taken, \
+leader election failed.";
+const CRD_EXIT_CODES: &str = "Exit codes: 0 printed; 1 a usage error.";
+const PLAN_EXIT_CODES: &str = "Exit codes: 0 every pool matches its policy; 2 changes are pending; 1 an error (invalid \
+input, an AWS error, a usage error). Like terraform plan -detailed-exitcode.";
+const APPLY_EXIT_CODES: &str = "Exit codes: 0 every pool matches its policy (read back); 1 otherwise: an error, a change \
+waiting for approval, a missing prerequisite, a write Cognito did not fully take, a usage error.";
+const EXPORT_EXIT_CODES: &str =
+    "Exit codes: 0 printed; 1 an error (an invalid pool ID, an AWS error, a usage error).";
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: keep every user pool's MFA configuration equal to its
     /// CognitoMfaPolicy, check for drift, report in status and events (the default).
+    ///
+    /// The cluster is found as kubectl finds it, in this order: --kubeconfig (with --context);
+    /// the in-cluster configuration when running in a pod (its ServiceAccount); the file
+    /// KUBECONFIG names; ~/.kube/config.
+    #[command(override_usage = "cognito-mfa-operator run [OPTIONS]", after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
     /// Print the CognitoMfaPolicy CustomResourceDefinition (YAML).
+    #[command(after_help = CRD_EXIT_CODES)]
     Crd,
     /// Show how live pools differ from the policies in a file, without changing anything.
     ///
     /// A disruptive change is shown with its approval token: the value of the annotation
     /// cognitomfa.io/approve-change that approves that change only (the operator gives the same
     /// token). Changes Cognito is known to refuse are warned about.
-    ///
-    /// Exit code 0: every pool matches its policy; 2: changes are pending; 1: an error.
-    Plan(FileArgs),
+    #[command(
+        override_usage = "cognito-mfa-operator plan -f FILE [OPTIONS]",
+        after_help = PLAN_EXIT_CODES
+    )]
+    Plan(PlanArgs),
     /// Make live pools match the policies in a file, then show what Cognito stored.
     ///
     /// A disruptive change (OPTIONAL/OFF to ON, turning off every enrolled factor, a new passkey
@@ -75,13 +97,21 @@ pub enum Command {
     /// cognitomfa.io/approve-change with that change's token (see plan), or the standing
     /// cognitomfa.io/allow-disruptive-changes: "true". Policies with managementPolicy Observe are
     /// only planned.
-    Apply(FileArgs),
+    #[command(
+        override_usage = "cognito-mfa-operator apply -f FILE [OPTIONS]",
+        after_help = APPLY_EXIT_CODES
+    )]
+    Apply(ApplyArgs),
     /// Print a CognitoMfaPolicy that reproduces a pool's current configuration (adopting it with
     /// zero drift).
+    #[command(
+        override_usage = "cognito-mfa-operator export --user-pool-id ID [OPTIONS]",
+        after_help = EXPORT_EXIT_CODES
+    )]
     Export(ExportArgs),
 }
 
-/// How to reach AWS.
+/// How to reach AWS, and how fast to read: what every command that talks to AWS takes.
 #[derive(Debug, Args)]
 pub struct AwsArgs {
     /// Send every AWS call to this URL instead of AWS (for an emulator such as moto).
@@ -90,6 +120,11 @@ pub struct AwsArgs {
     /// Read calls (GetUserPoolMfaConfig, DescribeUserPool) per second, per account and region.
     #[arg(long, env = "COGNITO_MFA_AWS_READ_RPS", default_value = "5", value_name = "N")]
     pub aws_read_rps: NonZeroU32,
+}
+
+/// How fast to write: for the commands that write (`run`, `apply`).
+#[derive(Debug, Args)]
+pub struct WriteArgs {
     /// Write calls (SetUserPoolMfaConfig) per second, per account and region.
     #[arg(
         long,
@@ -100,14 +135,34 @@ pub struct AwsArgs {
     pub aws_write_rps: NonZeroU32,
 }
 
+/// `--aws-write-rps` on a command that never writes: accepted, so that scripts written for
+/// earlier releases keep working, but hidden, and warned about.
+#[derive(Debug, Args)]
+pub struct NoWrites {
+    #[arg(long = "aws-write-rps", hide = true, value_name = "N")]
+    aws_write_rps: Option<NonZeroU32>,
+}
+
+impl NoWrites {
+    fn warn(&self, command: &str) {
+        if self.aws_write_rps.is_some() {
+            eprintln!(
+                "warning: --aws-write-rps is deprecated for {command}, which never writes; it has no effect and will be removed"
+            );
+        }
+    }
+}
+
 impl AwsArgs {
-    /// The Cognito client options these arguments describe.
-    pub fn options(&self) -> cognito::Options {
+    /// The Cognito client options these arguments describe, with `write` (or the default write
+    /// budget, for commands that never write).
+    pub fn options(&self, write: Option<&WriteArgs>) -> cognito::Options {
+        let defaults = cognito::Options::default();
         cognito::Options {
             endpoint_url: self.endpoint_url.clone(),
             read_rps: self.aws_read_rps,
-            write_rps: self.aws_write_rps,
-            ..cognito::Options::default()
+            write_rps: write.map_or(defaults.write_rps, |w| w.aws_write_rps),
+            ..defaults
         }
     }
 }
@@ -115,6 +170,14 @@ impl AwsArgs {
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The kubeconfig file. Default: the in-cluster configuration when running in a pod, else
+    /// the file KUBECONFIG names, else ~/.kube/config.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (with --kubeconfig, KUBECONFIG or ~/.kube/config).
+    /// Default: the current context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Watch policies in this namespace only. Default: all namespaces.
     #[arg(long, env = "COGNITO_MFA_NAMESPACE")]
     pub namespace: Option<String>,
@@ -126,8 +189,11 @@ pub struct RunArgs {
     /// so that a fleet's checks spread evenly).
     #[arg(long, env = "COGNITO_MFA_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub resync_interval: Duration,
-    /// How often a policy that waits on a person (invalid spec, access denied, missing pool or
-    /// prerequisite) is rechecked when nothing changes.
+    /// How often a stalled policy (Stalled=True: it waits on a person) is rechecked when
+    /// nothing changes: an invalid spec, a denied permission, a missing pool or prerequisite, a
+    /// change awaiting approval, a conflict with an older policy, an error Cognito repeats
+    /// until something changes (tier, operation not enabled, SMS configuration in use, an SMS
+    /// role still refused after two minutes). A change to the policy is acted on at once.
     #[arg(long, env = "COGNITO_MFA_STALLED_RECHECK_INTERVAL", default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
     pub stalled_recheck_interval: Duration,
     /// Policies reconciled at the same time (at least 1).
@@ -175,6 +241,9 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub write: WriteArgs,
 }
 
 /// Parses durations such as `30s`, `10m`, `1h30m`.
@@ -193,7 +262,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         })
 }
 
-/// Arguments of `plan` and `apply`.
+/// The input and output of `plan` and `apply`.
 #[derive(Debug, Args)]
 pub struct FileArgs {
     /// File with one or more CognitoMfaPolicy documents (YAML or JSON); - reads standard input.
@@ -202,9 +271,33 @@ pub struct FileArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub files: FileArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    no_writes: NoWrites,
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub files: FileArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub write: WriteArgs,
 }
 
 /// Arguments of `export`.
@@ -222,12 +315,25 @@ pub struct ExportArgs {
     /// metadata.namespace of the policy. Default: none (kubectl's current namespace applies).
     #[arg(long)]
     pub namespace: Option<String>,
-    /// Output format (text is YAML).
-    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
-    pub output: Output,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ExportOutput::Yaml)]
+    pub output: ExportOutput,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    no_writes: NoWrites,
+}
+
+/// Output formats of `export`: a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportOutput {
+    /// YAML, for kubectl apply -f and Git. (`text`, which earlier releases offered, is accepted
+    /// and means the same.)
+    #[value(alias = "text")]
+    Yaml,
+    /// JSON.
+    Json,
 }
 
 /// Output formats.
@@ -286,8 +392,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", api::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Plan(args)) => plan_or_apply(args, Mode::DryRun).await,
-        Some(Command::Apply(args)) => plan_or_apply(args, Mode::Enforce).await,
+        Some(Command::Plan(args)) => {
+            args.no_writes.warn("plan");
+            plan_or_apply(args.files, args.aws.options(None), Mode::DryRun).await
+        }
+        Some(Command::Apply(args)) => {
+            plan_or_apply(args.files, args.aws.options(Some(&args.write)), Mode::Enforce).await
+        }
         Some(Command::Export(args)) => export(args).await,
     }
 }
@@ -295,11 +406,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `run`: the controller, its endpoints, and graceful shutdown on SIGTERM or Ctrl-C.
 async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
     telemetry::init_logging(args.log_format);
-    let client = kube::Client::try_default()
+    let client = kube_client(args.kubeconfig.as_deref(), args.context.as_deref())
         .await
         .context("cannot set up the Kubernetes client")?;
     let metrics = Arc::new(Metrics::default());
-    let mut options = args.aws.options();
+    let mut options = args.aws.options(Some(&args.write));
     options.observer = Some(metrics.clone());
     let cognito = Cognito::from_env(options).await;
     let shutdown = CancellationToken::new();
@@ -351,6 +462,37 @@ async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The Kubernetes client, its cluster found as `run --help` says: `kubeconfig` (with
+/// `context`); in a pod, its in-cluster configuration; the file KUBECONFIG names;
+/// ~/.kube/config.
+async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Client> {
+    use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path)?;
+            Config::from_custom_kubeconfig(file, &options).await?
+        }
+        None if in_pod && context.is_none() => Config::incluster().context("the in-cluster configuration")?,
+        None => Config::from_kubeconfig(&options).await.with_context(|| {
+            let why = if in_pod {
+                "--context names a kubeconfig context"
+            } else {
+                "no in-cluster configuration (KUBERNETES_SERVICE_HOST is not set)"
+            };
+            format!("{why}, and no kubeconfig to use (--kubeconfig, KUBECONFIG, ~/.kube/config)")
+        })?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
 async fn terminated() {
     #[cfg(unix)]
@@ -395,12 +537,12 @@ struct Report {
     error: Option<String>,
 }
 
-async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
+async fn plan_or_apply(args: FileArgs, options: cognito::Options, mode: Mode) -> anyhow::Result<ExitCode> {
     let text = read_input(&args.file)?;
     // Every document is checked before any AWS call: bad input touches nothing.
     let policies =
         parse_policies(&text).with_context(|| format!("invalid input in {}", args.file.display()))?;
-    let cognito = Cognito::from_env(args.aws.options()).await;
+    let cognito = Cognito::from_env(options).await;
     let mut reports = Vec::new();
     for policy in &policies {
         let spec = &policy.spec;
@@ -467,8 +609,12 @@ async fn plan_or_apply(args: FileArgs, mode: Mode) -> anyhow::Result<ExitCode> {
                     || (r.applied && !r.in_sync)))
     });
     if failed {
-        for r in reports.iter().filter(|r| r.error.is_some()) {
-            eprintln!("error: {}: {}", r.policy, r.error.as_deref().unwrap_or_default());
+        // Printed once: for people on standard error (standard output names the policy); in
+        // JSON and YAML, in the report's error field.
+        if args.output == Output::Text {
+            for r in reports.iter().filter(|r| r.error.is_some()) {
+                eprintln!("error: {}: {}", r.policy, r.error.as_deref().unwrap_or_default());
+            }
         }
         return Ok(ExitCode::FAILURE);
     }
@@ -496,8 +642,8 @@ fn render_text(reports: &[Report], mode: Mode) -> String {
             "CognitoMfaPolicy {} -> user pool {} ({})",
             r.policy, r.user_pool_id, r.region
         );
-        if let Some(e) = &r.error {
-            let _ = writeln!(out, "  error: {e}");
+        if r.error.is_some() {
+            let _ = writeln!(out, "  failed (the error is on standard error)");
             continue;
         }
         for c in &r.changes {
@@ -599,6 +745,7 @@ fn parse_policy(doc: serde_json::Value) -> anyhow::Result<CognitoMfaPolicy> {
 }
 
 async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    args.no_writes.warn("export");
     let region = match &args.region {
         Some(r) => r.clone(),
         None => api::region_of_pool_id(&args.user_pool_id)
@@ -631,7 +778,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if !violations.is_empty() {
         bail!("{}", violations.join("; "));
     }
-    let cognito = Cognito::from_env(args.aws.options()).await;
+    let cognito = Cognito::from_env(args.aws.options(None)).await;
     let target = Target {
         user_pool_id: args.user_pool_id.clone(),
         region,
@@ -648,8 +795,8 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         ..CognitoMfaPolicy::new("", spec)
     };
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&policy)?),
-        Output::Text | Output::Yaml => print!("{}", serde_saphyr::to_string(&policy)?),
+        ExportOutput::Json => println!("{}", serde_json::to_string_pretty(&policy)?),
+        ExportOutput::Yaml => print!("{}", serde_saphyr::to_string(&policy)?),
     }
     Ok(ExitCode::SUCCESS)
 }

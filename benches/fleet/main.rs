@@ -108,6 +108,8 @@ impl Operator {
             .args(["run", "--namespace", namespace, "--endpoint-url", endpoint])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(extra)
+            // The cluster under test, even when the benchmark runs in a pod.
+            .env_remove("KUBERNETES_SERVICE_HOST")
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("RUST_LOG", "warn")

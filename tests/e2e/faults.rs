@@ -263,8 +263,8 @@ async fn killed_mid_write_it_converges_with_one_redundant_write_per_kill_at_most
     }
     // Three writes a second: the thirty writes take ten seconds, across the kills.
     let spawn = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"))
-            .args(["run", "--namespace", &t.ns.name, "--metrics-addr", "127.0.0.1:0"])
+        crate::harness::operator_command()
+            .args(["--namespace", &t.ns.name, "--metrics-addr", "127.0.0.1:0"])
             .args([
                 "--endpoint-url",
                 &proxy.url,
@@ -273,10 +273,7 @@ async fn killed_mid_write_it_converges_with_one_redundant_write_per_kill_at_most
                 "--aws-read-rps",
                 "15",
             ])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
             .spawn()
             .expect("the operator starts")
     };

@@ -79,6 +79,28 @@ pub fn kubectl_run(args: &[&str], stdin: Option<&str>) -> (bool, String, String)
     )
 }
 
+/// The operator's binary with `run` and what finds the cluster: `--kubeconfig` with the file
+/// KUBECONFIG names (so that a test run inside a pod still talks to the cluster under test,
+/// not to the pod's own), and dummy AWS credentials.
+pub fn operator_command() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"));
+    cmd.arg("run");
+    match std::env::var("KUBECONFIG") {
+        // One file: named on the command line. A list: the binary reads KUBECONFIG itself.
+        Ok(path) if !path.is_empty() && !path.contains(':') => {
+            cmd.args(["--kubeconfig", &path]);
+        }
+        _ => {
+            cmd.env_remove("KUBERNETES_SERVICE_HOST");
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_ENDPOINT_URL")
+        .kill_on_drop(true);
+    cmd
+}
+
 /// The examples' manifests, moved into `namespace` (as a kustomize namespace transformer would).
 pub fn examples_in(namespace: &str) -> Vec<String> {
     let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))

@@ -187,7 +187,7 @@ async fn the_binary_runs_and_shuts_down_gracefully() {
     p.metadata.labels = None;
     api.create(&PostParams::default(), &p).await.unwrap();
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"))
+    let mut child = crate::harness::operator_command()
         .args([
             "--namespace",
             &t.ns.name,
@@ -197,10 +197,7 @@ async fn the_binary_runs_and_shuts_down_gracefully() {
             "json",
         ])
         .args(["--endpoint-url", &moto::endpoint()])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     wait_for_reason(&api, "binary", "Applied").await;

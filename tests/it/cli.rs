@@ -519,3 +519,220 @@ async fn help_and_usage_errors() {
     assert_eq!(zero.code, 1, "{zero:?}");
     assert!(zero.stderr.contains("--concurrency"), "{}", zero.stderr);
 }
+
+/// Runs the binary with `args` and the environment variable `var`.
+async fn cli_with_env(args: &[&str], var: (&str, &str)) -> crate::support::CliOutput {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"))
+        .args(args)
+        .env(var.0, var.1)
+        .output()
+        .await
+        .unwrap();
+    crate::support::CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Each command offers the flags it uses: the commands that never write take no write budget,
+/// and export offers the formats it prints.
+#[tokio::test]
+async fn each_command_offers_only_the_flags_it_uses() {
+    for (command, writes) in [("run", true), ("apply", true), ("plan", false), ("export", false)] {
+        let help = cli(&[command, "--help"], None).await;
+        assert_eq!(help.code, 0, "{help:?}");
+        assert_eq!(
+            help.stdout.contains("--aws-write-rps"),
+            writes,
+            "{command} --help:\n{}",
+            help.stdout
+        );
+        assert!(
+            help.stdout.contains("--aws-read-rps"),
+            "{command}: {}",
+            help.stdout
+        );
+    }
+    let export = cli(&["export", "--help"], None).await;
+    assert!(
+        export.stdout.contains("- yaml:")
+            && export.stdout.contains("- json:")
+            && !export.stdout.contains("- text"),
+        "{}",
+        export.stdout
+    );
+    let run_help = cli(&["run", "--help"], None).await;
+    assert!(!run_help.stdout.contains("--filename"), "{}", run_help.stdout);
+
+    // What scripts of earlier releases pass still works: --aws-write-rps on plan (with a warning
+    // that it does nothing), and export -o text (YAML, as before).
+    let endpoint = moto::endpoint();
+    let (pool, _) = applied(&endpoint).await;
+    let file = TempFile::new("p.yaml", &policy_yaml(&pool, TOTP_AND_SMS));
+    let planned = run(&["plan", "--aws-write-rps", "3"], &file, &endpoint).await;
+    assert_eq!(planned.code, 0, "{planned:?}");
+    assert!(
+        planned.stderr.contains("--aws-write-rps is deprecated for plan"),
+        "{planned:?}"
+    );
+    let export = |format: &'static str| {
+        let endpoint = endpoint.clone();
+        let pool = pool.clone();
+        async move {
+            cli(
+                &[
+                    "export",
+                    "--user-pool-id",
+                    &pool,
+                    "-o",
+                    format,
+                    "--endpoint-url",
+                    &endpoint,
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let (text, yaml) = (export("text").await, export("yaml").await);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert_eq!(text.stdout, yaml.stdout);
+}
+
+#[tokio::test]
+async fn every_help_states_the_exit_codes() {
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["crd", "--help"],
+        &["plan", "--help"],
+        &["apply", "--help"],
+        &["export", "--help"],
+        &["-h"],
+        &["plan", "-h"],
+    ] {
+        let help = cli(args, None).await;
+        assert_eq!(help.code, 0, "{args:?}: {help:?}");
+        assert!(
+            help.stdout.contains("Exit codes: 0 "),
+            "{args:?}:\n{}",
+            help.stdout
+        );
+    }
+    let plan = cli(&["plan", "--help"], None).await;
+    assert!(plan.stdout.contains("2 changes are pending"), "{}", plan.stdout);
+}
+
+/// A flag given by the environment is not shown as one the usage requires.
+#[tokio::test]
+async fn a_usage_error_shows_the_usage_not_the_environment() {
+    for command in ["plan", "apply", "export"] {
+        let out = cli_with_env(&[command], ("AWS_ENDPOINT_URL", "http://127.0.0.1:9")).await;
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("Usage: cognito-mfa-operator {command} ")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("--endpoint-url"),
+            "{command}:\n{}",
+            out.stderr
+        );
+    }
+}
+
+/// `run` finds the cluster as kubectl does, and says so where users look.
+#[tokio::test]
+async fn run_finds_the_cluster_as_its_help_and_the_readme_say() {
+    let help = cli(&["run", "--help"], None).await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for text in [&help.stdout, &readme] {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for needle in ["--kubeconfig", "--context"] {
+            assert!(flat.contains(needle), "{needle} in:\n{text}");
+        }
+        // The order, in the sentence that gives it.
+        let from = flat
+            .find("in-cluster")
+            .unwrap_or_else(|| panic!("in-cluster in:\n{flat}"));
+        let sentence: String = flat[from..].chars().take(200).collect();
+        let (env, home) = (sentence.find("KUBECONFIG"), sentence.find("~/.kube/config"));
+        assert!(
+            env.is_some() && home.is_some() && env < home,
+            "in-cluster, then KUBECONFIG, then ~/.kube/config: {sentence}"
+        );
+    }
+    // --kubeconfig wins over KUBECONFIG and is named when it cannot be read.
+    let out = cli_with_env(
+        &["run", "--kubeconfig", "/nonexistent/given.yaml"],
+        ("KUBECONFIG", "/nonexistent/from-env.yaml"),
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("/nonexistent/given.yaml") && !out.stderr.contains("from-env"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The recheck interval of stalled policies lists the same cases in --help and in the README.
+#[tokio::test]
+async fn the_stalled_recheck_cases_agree() {
+    let help = cli(&["run", "--help"], None).await.stdout;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let flag = help
+        .split("--stalled-recheck-interval")
+        .nth(1)
+        .and_then(|s| s.split("\n      --").next())
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `--stalled-recheck-interval"))
+        .unwrap();
+    for case in [
+        "an invalid spec",
+        "a denied permission",
+        "a missing pool or prerequisite",
+        "a change awaiting approval",
+        "a conflict with an older policy",
+        "an error Cognito repeats",
+    ] {
+        assert!(flag.contains(case), "{case:?} in --help: {flag}");
+        assert!(row.contains(case), "{case:?} in the README: {row}");
+    }
+}
+
+/// A failing policy's error is printed once: on standard error for people, in the report for
+/// pipelines.
+#[tokio::test]
+async fn a_failing_policy_is_reported_once() {
+    let file = TempFile::new(
+        "missing.yaml",
+        &policy_yaml("eu-west-1_NoSuchPool9", TOTP_AND_SMS),
+    );
+    let endpoint = moto::endpoint();
+    let text = run(&["plan"], &file, &endpoint).await;
+    assert_eq!(text.code, 1, "{text:?}");
+    let both = format!("{}{}", text.stdout, text.stderr);
+    assert_eq!(both.matches("ResourceNotFoundException").count(), 1, "{text:?}");
+    assert!(text.stderr.contains("ResourceNotFoundException"), "{text:?}");
+    assert!(text.stdout.contains("identity/shop"), "{text:?}");
+    let json = run(&["plan", "-o", "json"], &file, &endpoint).await;
+    assert_eq!(json.code, 1, "{json:?}");
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(
+        report[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ResourceNotFoundException"),
+        "{report}"
+    );
+    assert!(!json.stderr.contains("ResourceNotFoundException"), "{json:?}");
+}
