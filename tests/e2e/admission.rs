@@ -13,7 +13,7 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Setup, examples_in, kubectl_ok, policy},
+    harness::{Setup, examples_in, kubectl_ok, kubectl_run, policy, wait},
     support::{
         admission,
         cases::{invalid_specs, spec_with, unicode_cases, valid_specs},
@@ -253,7 +253,16 @@ async fn the_pool_and_region_cannot_change_on_update() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_explain_shows_the_doc_comments() {
     let _t = Setup::new().await;
-    let out = kubectl_ok(&["explain", "cognitomfapolicy.spec.webAuthnConfiguration"], None);
+    // The API server publishes a new CRD's OpenAPI a moment after it serves the resource.
+    let out = wait(
+        std::time::Duration::from_secs(60),
+        "kubectl explain to know the CRD",
+        || async {
+            let (ok, out, _) = kubectl_run(&["explain", "cognitomfapolicy.spec.webAuthnConfiguration"], None);
+            ok.then_some(out)
+        },
+    )
+    .await;
     let schema = admission::schema();
     let node = schema_at(&schema, "spec.webAuthnConfiguration");
     // kubectl wraps the text: compare words.
@@ -273,5 +282,26 @@ async fn kubectl_explain_shows_the_doc_comments() {
     assert!(words(&out).contains(&words(&first_sentence)), "{out}");
     for field in node["properties"].as_object().unwrap().keys() {
         assert!(out.contains(field.as_str()), "{field} missing: {out}");
+    }
+
+    // Every field shows its type, the nullable blocks included.
+    let all = kubectl_ok(&["explain", "cognitomfapolicy", "--recursive"], None);
+    assert!(!all.contains("<>"), "a field without a type:\n{all}");
+    for path in [
+        "spec.credentials",
+        "spec.smsMfaConfiguration",
+        "spec.emailMfaConfiguration",
+        "spec.webAuthnConfiguration",
+        "status.observed",
+        "status.adoptedFrom",
+        "status.drift",
+    ] {
+        let out = kubectl_ok(&["explain", &format!("cognitomfapolicy.{path}")], None);
+        let field = path.rsplit('.').next().unwrap();
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("FIELD:") && l.contains(field) && l.contains("<Object>")),
+            "{path}:\n{out}"
+        );
     }
 }
