@@ -72,7 +72,7 @@ pub enum Command {
     /// Run the controller: keep every user pool's MFA configuration equal to its
     /// CognitoMfaPolicy, check for drift, report in status and events (the default).
     ///
-    /// The cluster is found as kubectl finds it, in this order: --kubeconfig (with --context);
+    /// The cluster is found in this order: --kubeconfig (with --context) when given;
     /// the in-cluster configuration when running in a pod (its ServiceAccount); the file
     /// KUBECONFIG names; ~/.kube/config.
     #[command(override_usage = "cognito-mfa-operator run [OPTIONS]", after_help = RUN_EXIT_CODES)]

@@ -284,9 +284,15 @@ async fn kubectl_explain_shows_the_doc_comments() {
         assert!(out.contains(field.as_str()), "{field} missing: {out}");
     }
 
-    // Every field shows its type, the nullable blocks included.
+    // Every field shows its type, the optional (nullable) blocks included. (kubectl reads the
+    // OpenAPI v3; in v2, which has no nullable, the API server leaves nullable fields untyped,
+    // and `--output plaintext-openapiv2` shows them as `<>`.)
     let all = kubectl_ok(&["explain", "cognitomfapolicy", "--recursive"], None);
     assert!(!all.contains("<>"), "a field without a type:\n{all}");
+    assert!(
+        all.contains("credentials") && all.contains("adoptedFrom"),
+        "{all}"
+    );
     for path in [
         "spec.credentials",
         "spec.smsMfaConfiguration",
@@ -304,4 +310,23 @@ async fn kubectl_explain_shows_the_doc_comments() {
             "{path}:\n{out}"
         );
     }
+}
+
+/// An explicit `null` for an optional field (what Helm renders for an empty value) means the
+/// field is unset, with server-side apply (Argo CD's ServerSideApply, kubectl --server-side) as
+/// with a create. The schema keeps optional fields nullable for this: without it, server-side
+/// apply refuses the null ("must be of type string").
+#[tokio::test(flavor = "multi_thread")]
+async fn explicit_nulls_are_unset_fields_with_server_side_apply() {
+    let t = Setup::new().await;
+    let manifest = format!(
+        "apiVersion: cognitomfa.io/v1alpha1\nkind: CognitoMfaPolicy\nmetadata: {{name: nulls, namespace: {}}}\nspec:\n  userPoolId: eu-west-1_AbCdEf123\n  region: null\n  mfaConfiguration: OPTIONAL\n  softwareTokenMfaConfiguration: {{enabled: true}}\n  emailMfaConfiguration: null\n  credentials: null\n",
+        t.ns.name
+    );
+    kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    let p = t.api().get("nulls").await.unwrap();
+    assert_eq!(p.spec.region, None);
+    assert_eq!(p.spec.credentials, None);
+    assert!(p.spec.settings.email_mfa_configuration.is_none());
+    assert!(cognito_mfa_operator::api::validate(&p.spec).is_empty());
 }
