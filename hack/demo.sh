@@ -3,23 +3,48 @@
 # both on loopback; the operator running against them; policies going Ready, a drift being
 # corrected, and a disruptive change waiting for approval. Nothing leaves the machine.
 #
-# The first run builds the local API server from Kubernetes' own Go modules (about 15 minutes on
-# 2 cores, cached); later runs start in seconds.
+# The first run builds the operator (about 7 minutes on 2 cores) and the local API server, etcd
+# and kubectl from their own Go modules (about 20 minutes on 2 cores); both are cached, and later
+# runs start in seconds.
+#
+# Every command it prints (after "$ ") can be pasted into a shell while it runs. On failure, the
+# operator's and the servers' logs are kept, and the last lines say where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 state=$(mktemp -d)
 operator_pid=
 cleanup() {
+  local status=$?
   if [ -n "$operator_pid" ]; then kill -TERM "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null || true; fi
   hack/pytools.sh moto-stop "$state/moto"
-  hack/local-apiserver.sh stop "$state/kube" || true
-  rm -rf "$state"
+  hack/local-apiserver.sh stop "$state/kube" >/dev/null || true
+  if [ "$status" -eq 0 ]; then
+    rm -rf "$state"
+  else
+    echo "the demo failed (exit code $status); its logs are kept in $state:" >&2
+    find "$state" -name '*.log' | sort | sed 's/^/  /' >&2
+  fi
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+# Bold headings on a terminal only: no escape codes in a file or a pipe.
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+# Prints a command as it can be pasted into a shell (words quoted where the shell needs it),
+# then runs it.
+quoted() {
+  local out= word
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+      out+=" $word"
+    else
+      out+=" '${word//\'/\'\\\'\'}'"
+    fi
+  done
+  printf '%s' "${out# }"
+}
+show() { printf '$ %s\n' "$(quoted "$@")"; "$@"; }
 
 # Waits until policy $1 reports Ready reason $2.
 wait_reason() {
@@ -33,18 +58,21 @@ wait_reason() {
   return 1
 }
 
-step "Building the operator"
-cargo build --locked --quiet
+step "Building the operator (the first build takes about 7 minutes on 2 cores)"
+cargo build --locked
 bin=target/debug/cognito-mfa-operator
 
 step "Starting a Kubernetes API server on loopback"
 hack/local-apiserver.sh install
 KUBECONFIG=$(hack/local-apiserver.sh start "$state/kube" | tail -n 1)
 export KUBECONFIG
+
 # kubectl of the server's version (the one on PATH when the binaries came from KUBEBUILDER_ASSETS).
 kubectl_bin="$(hack/local-apiserver.sh bin-dir)/kubectl"
 [ -x "$kubectl_bin" ] || kubectl_bin=$(command -v kubectl)
 kubectl() { "$kubectl_bin" "$@"; }
+echo "To run the commands below in another shell while the demo runs:"
+printf '$ export KUBECONFIG=%s PATH=%s:"$PATH"\n' "$(quoted "$KUBECONFIG")" "$(quoted "$(dirname "$kubectl_bin")")"
 kubectl version | sed 's/^/  /'
 
 step "Starting moto's server (Cognito) on loopback"
@@ -72,7 +100,7 @@ echo "shop-customers: $shop"
 echo "partners:       $partners"
 
 step "Running the operator"
-"$bin" run --endpoint-url "$url" --metrics-addr 127.0.0.1:0 --resync-interval 5s >"$state/operator.log" 2>&1 &
+"$bin" run --kubeconfig "$KUBECONFIG" --endpoint-url "$url" --metrics-addr 127.0.0.1:0 --resync-interval 5s >"$state/operator.log" 2>&1 &
 operator_pid=$!
 echo "pid $operator_pid, logs in $state/operator.log; drift checks every 5 seconds for the demo (default 10m)"
 
@@ -107,7 +135,7 @@ aws_py "print('shop-customers MFA in Cognito:', c.get_user_pool_mfa_config(UserP
 
 step "Someone turns MFA off in the console"
 aws_py "c.set_user_pool_mfa_config(UserPoolId='$shop', MfaConfiguration='OFF'); print('shop-customers MFA in Cognito:', c.get_user_pool_mfa_config(UserPoolId='$shop')['MfaConfiguration'])"
-echo "... the next drift check corrects it:"
+echo "The next drift check (within 5 seconds) corrects it:"
 wait_reason shop-customers DriftCorrected
 show kubectl get cmp -n identity
 aws_py "print('shop-customers MFA in Cognito:', c.get_user_pool_mfa_config(UserPoolId='$shop')['MfaConfiguration'])"
@@ -117,8 +145,7 @@ step "A disruptive change (OPTIONAL -> ON) waits for approval"
 show kubectl -n identity patch cmp partners --type merge -p '{"spec":{"mfaConfiguration":"ON"}}'
 wait_reason partners AwaitingApproval
 show kubectl get cmp -n identity
-printf '$ kubectl -n identity get cmp partners -o jsonpath=...Ready.message\n'
-kubectl -n identity get cmp partners -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}{"\n"}'
+show kubectl -n identity get cmp partners -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}{"\n"}'
 
 step "Approving that change, and only that one, with the token the message gives"
 token=$(kubectl -n identity get cmp partners -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}' | grep -o 'cmp-[0-9a-f]\{12\}' | head -n 1)
@@ -135,3 +162,6 @@ kill -TERM "$operator_pid"
 wait "$operator_pid"
 operator_pid=
 echo "stopped cleanly"
+
+step "What the operator logged (one line per write, drift, approval wait and deletion)"
+cat "$state/operator.log"

@@ -4,7 +4,9 @@
 # schema, unit tests, integration tests against moto's server, and end-to-end tests of the
 # operator against a real Kubernetes API server and moto, on the newest Kubernetes and again
 # (admission, chart, lifecycle) on the oldest supported one. Everything runs on loopback and is
-# stopped on exit.
+# stopped on exit. The last line sums it up: each stage with its time, the tests passed and
+# failed, and the stage that failed if one did; the exit code agrees with it (0 only when
+# everything passed).
 #
 # The API servers are built from Kubernetes' own Go modules (hack/local-apiserver.sh; the first
 # build takes about 15 minutes per version on 2 cores and is cached). Instead:
@@ -16,23 +18,61 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 state=$(mktemp -d)
+t0=$SECONDS
+# Stages: each "name seconds", in order; the one running now.
+done_stages=() stage= stage_start=$SECONDS
+end_stage() {
+  [ -n "$stage" ] && done_stages+=("$stage $((SECONDS - stage_start)) s")
+  stage=
+}
+# phase NAME DESCRIPTION: a new stage (NAME is how the summary calls it).
+phase() {
+  end_stage
+  stage=$1 stage_start=$SECONDS
+  echo "--- [$((SECONDS - t0)) s] $2" >&2
+}
+# Runs a test command, keeping what it prints for the summary's counts.
+tests() { "$@" 2>&1 | tee -a "$state/tests.log"; }
+# The tests passed and failed: cargo test's "test result:" lines, nextest's "Summary" lines.
+count() {
+  local what=$1
+  { grep -h -e '^test result: ' -e '^ *Summary \[' "$state/tests.log" 2>/dev/null || true; } |
+    { grep -o "[0-9]* $what" || true; } | awk '{ n += $1 } END { print n + 0 }'
+}
+summary() {
+  local status=$1 failed_stage=$stage result
+  local passed failed
+  passed=$(count passed) failed=$(count failed)
+  end_stage
+  local IFS=,
+  local list="${done_stages[*]}"
+  list=${list//,/, }
+  if [ "$status" -eq 0 ]; then
+    result="passed: ${#done_stages[@]} stages"
+  else
+    result="FAILED (exit code $status) in stage ${failed_stage:-setup}: $((${#done_stages[@]} - 1)) stages passed before it"
+  fi
+  echo "hack/test.sh $result; tests: $passed passed, $failed failed; $((SECONDS - t0)) s in all ($list)" >&2
+}
 cleanup() {
+  local status=$?
   hack/pytools.sh moto-stop "$state/moto"
   for kube in "$state"/kube-*; do
     [ -d "$kube" ] && hack/local-apiserver.sh stop "$kube"
   done
+  # The counts come from a file in $state: summed before it goes.
+  summary "$status"
   rm -rf "$state"
+  exit "$status"
 }
 trap cleanup EXIT
-t0=$SECONDS
-phase() { echo "--- [$((SECONDS - t0)) s] $*" >&2; }
 
-phase "cargo fmt --check"
+phase fmt "cargo fmt --check"
 cargo fmt --check
-phase "cargo clippy"
+phase clippy "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
-phase "Go: gofmt, go vet, and the Argo CD health check in gopher-lua against tests/argocd/"
+phase go "Go: gofmt, go vet, and the Argo CD health check in gopher-lua against tests/argocd/"
 # The flags of the test bed's builds (hack/local-apiserver.sh): packages that the gitops-engine
 # comparison shares with Kubernetes are compiled once, into Go's build cache.
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false -trimpath" CGO_ENABLED=0
@@ -44,27 +84,27 @@ unformatted=$(gofmt -l hack/testbed tests/argocd tests/gitops)
 (cd tests/gitops && go vet ./... && go test -count=1 ./... && go test -c -o "$state/gitops.test" .)
 export CMO_GITOPS_TEST="$state/gitops.test"
 
-phase "the Dockerfile: hadolint and the project's rules"
+phase dockerfile "the Dockerfile: hadolint and the project's rules"
 hack/dockerfile-lint.sh
 
-phase "the release binary, built as the Dockerfile builds it"
+phase release-binary "the release binary, built as the Dockerfile builds it"
 # The same build context as the image's (.dockerignore allows Cargo.toml, Cargo.lock and src/
 # only) and the same command. The context lives under target/ so that a second run is
 # incremental. The benchmark below runs this very binary.
 context=target/docker-context
 rm -rf "$context/src" && mkdir -p "$context" && cp -r Cargo.toml Cargo.lock src "$context/"
-(cd "$context" && CARGO_TARGET_DIR=../../target cargo build --release --locked --quiet)
+(cd "$context" && CARGO_TARGET_DIR=../../target cargo build --release --locked)
 binary=target/release/cognito-mfa-operator
 "$binary" --help >/dev/null
 "$binary" crd | cmp - crds/cognitomfapolicies.cognitomfa.io.yaml
 echo "release binary: $(du -h "$binary" | cut -f1) (stripped)" >&2
 
-phase "the CRD against Kubernetes' own schema (1.33 and the newest known)"
+phase crd-schema "the CRD against Kubernetes' own schema (1.33 and the newest known)"
 for version in 1.33.0 1.37.0; do
   hack/pytools.sh run kubernetes-validate --strict --quiet -k "$version" crds/cognitomfapolicies.cognitomfa.io.yaml
 done
 
-phase "the chart: helm lint, and what it renders against Kubernetes' schema (1.33, newest)"
+phase chart-lint "the chart: helm lint, and what it renders against Kubernetes' schema (1.33, newest)"
 HELM=$(hack/helm.sh path)
 export HELM
 chart=charts/cognito-mfa-operator
@@ -77,10 +117,10 @@ for values in "$chart/values.yaml" "$chart/ci/maximal-values.yaml"; do
   done
 done
 
-phase "the test binaries"
+phase test-build "the test binaries"
 cargo test --locked --no-run
 
-phase "moto"
+phase moto "moto"
 MOTO_ENDPOINT=$(hack/pytools.sh moto-start "$state/moto")
 # Dummy credentials for the SDK clients (moto does not check them); no instance metadata lookups.
 export MOTO_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
@@ -89,12 +129,12 @@ export MOTO_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_M
 # installed, else with cargo test.
 run_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --locked --no-fail-fast \
+    tests cargo nextest run --locked --no-fail-fast \
       -E "not test(survives_an_api_server_restart) & not test(=$HELM_INSTALL)"
     # nextest does not run doctests.
-    cargo test --locked --doc
+    tests cargo test --locked --doc
   else
-    cargo test --locked --no-fail-fast -- --skip survives_an_api_server_restart --skip "$HELM_INSTALL"
+    tests cargo test --locked --no-fail-fast -- --skip survives_an_api_server_restart --skip "$HELM_INSTALL"
   fi
 }
 
@@ -149,32 +189,32 @@ if [ -n "${E2E_KUBECONFIG:-}" ]; then
 fi
 for version in "${versions[@]}"; do
   if [ -n "${E2E_KUBECONFIG:-}" ]; then
-    phase "tests, against the cluster of E2E_KUBECONFIG"
+    phase e2e-cluster "tests, against the cluster of E2E_KUBECONFIG"
     export KUBECONFIG="$E2E_KUBECONFIG" KUBECTL="${KUBECTL:-kubectl}"
   else
-    phase "Kubernetes $version: the local API server"
+    phase "kube-$version" "Kubernetes $version: the local API server"
     start_kube "$version"
   fi
   if [ "$version" = "${versions[0]}" ]; then
-    phase "tests (Kubernetes $version): the helm install first, then every test, the API server restart last"
-    cargo test --locked --test e2e -- --exact "$HELM_INSTALL"
+    phase "tests-$version" "tests (Kubernetes $version): the helm install first, then every test, the API server restart last"
+    tests cargo test --locked --test e2e -- --exact "$HELM_INSTALL"
     run_tests
-    cargo test --locked --test e2e -- --exact operations::survives_an_api_server_restart
+    tests cargo test --locked --test e2e -- --exact operations::survives_an_api_server_restart
     if [ -z "${E2E_KUBECONFIG:-}" ]; then
-      phase "start-up under load: 3 start/stop cycles with both cores busy (30: hack/local-apiserver.sh cycle 30)"
+      phase "cycles-$version" "start-up under load: 3 start/stop cycles with both cores busy (30: hack/local-apiserver.sh cycle 30)"
       CMO_KUBE_VERSION=$version hack/local-apiserver.sh cycle 3
-      phase "a failed start: the message says where the log is kept, and nothing is left running"
+      phase "failed-start-$version" "a failed start: the message says where the log is kept, and nothing is left running"
       check_failed_start "$version"
     fi
-    phase "benchmarks, reduced (hack/bench.sh runs them at full size; see BENCHMARKS.md)"
+    phase bench "benchmarks, reduced (hack/bench.sh runs them at full size; see BENCHMARKS.md)"
     # The harness is built with the tests' dependencies (no third compile of the tree); it
     # measures the release binary built above.
     CMO_OPERATOR_BIN="$PWD/$binary" CMO_MOTO_STATE="$state/moto" cargo test --locked --bench fleet -- \
       --policies 200 --large 0 --latency-samples 20 --steady-interval 10
   else
-    phase "tests (Kubernetes $version): admission, the chart, the lifecycle"
-    cargo test --locked --test e2e -- --exact "$HELM_INSTALL"
-    cargo test --locked --no-fail-fast --test e2e -- admission:: chart:: helm:: lifecycle:: gitops:: --skip "$HELM_INSTALL"
+    phase "tests-$version" "tests (Kubernetes $version): admission, the chart, the lifecycle"
+    tests cargo test --locked --test e2e -- --exact "$HELM_INSTALL"
+    tests cargo test --locked --no-fail-fast --test e2e -- admission:: chart:: helm:: lifecycle:: gitops:: --skip "$HELM_INSTALL"
   fi
   if [ -z "${E2E_KUBECONFIG:-}" ]; then
     hack/local-apiserver.sh stop "$state/kube-$version" >/dev/null
