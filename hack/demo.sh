@@ -3,8 +3,8 @@
 # both on loopback; the operator running against them; policies going Ready, a drift being
 # corrected, and a disruptive change waiting for approval. Nothing leaves the machine.
 #
-# The first run builds the operator (about 7 minutes on 2 cores) and the local API server, etcd
-# and kubectl from their own Go modules (about 20 minutes on 2 cores); both are cached, and later
+# The first run builds the operator (3 to 7 minutes on 2 cores) and the local API server, etcd
+# and kubectl from their own Go modules (6 to 15 minutes on 2 cores); both are cached, and later
 # runs start in seconds.
 #
 # Every command it prints (after "$ ") can be pasted into a shell while it runs. On failure, the
@@ -58,7 +58,7 @@ wait_reason() {
   return 1
 }
 
-step "Building the operator (the first build takes about 7 minutes on 2 cores)"
+step "Building the operator (the first build takes 3 to 7 minutes on 2 cores)"
 cargo build --locked
 bin=target/debug/cognito-mfa-operator
 

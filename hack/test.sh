@@ -9,7 +9,7 @@
 # everything passed).
 #
 # The API servers are built from Kubernetes' own Go modules (hack/local-apiserver.sh; the first
-# build takes about 15 minutes per version on 2 cores and is cached). Instead:
+# build takes 6 to 15 minutes per version on 2 cores and is cached). Instead:
 #   KUBEBUILDER_ASSETS=DIR   use the kube-apiserver and etcd (envtest layout) in DIR
 #   E2E_KUBECONFIG=FILE      run the end-to-end tests against that cluster (nothing is started;
 #                            the API server restart test and the second version are skipped)

@@ -288,7 +288,11 @@ pub async fn run(
         unreported,
         settings: settings.clone(),
     });
-    info!(namespace = ?settings.namespace, selector = ?settings.label_selector, "controller starting");
+    info!(
+        namespace = settings.namespace.as_deref().unwrap_or("(all)"),
+        selector = settings.label_selector.as_deref().unwrap_or("(none)"),
+        "controller starting"
+    );
     Controller::for_stream(stream, reader)
         .reconcile_on(siblings_rx)
         .with_config(controller::Config::default().concurrency(settings.concurrency))
