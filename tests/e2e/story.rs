@@ -14,7 +14,10 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::{
     harness::{Setup, operator_command, wait, wait_for_reason},
-    support::{http_get, moto},
+    support::{
+        fault_proxy::{Fault, FaultProxy},
+        http_get, moto,
+    },
 };
 
 const REGION: &str = "eu-west-1";
@@ -28,12 +31,12 @@ struct Binary {
 }
 
 impl Binary {
-    async fn start(t: &Setup, format: &str) -> Self {
+    async fn start(t: &Setup, format: &str, endpoint: &str) -> Self {
         let mut child = operator_command()
             .args(["--namespace", &t.ns.name])
             .args(["--label-selector", &format!("cognitomfa.io/e2e-run={}", t.run)])
             .args(["--metrics-addr", "127.0.0.1:0", "--log-format", format])
-            .args(["--resync-interval", "1s", "--endpoint-url", &moto::endpoint()])
+            .args(["--resync-interval", "1s", "--endpoint-url", endpoint])
             // The default filter, as users run it.
             .env_remove("RUST_LOG")
             .stderr(std::process::Stdio::piped())
@@ -135,6 +138,9 @@ fn fields_of(line: &str, format: &str) -> Option<serde_json::Map<String, Value>>
     // The message is what precedes the first field.
     let message = body.split(" policy=").next().unwrap_or(body);
     out.insert("message".into(), Value::String(message.to_owned()));
+    // The level follows the time stamp.
+    let level = line.split_whitespace().nth(1).unwrap_or_default();
+    out.insert("level".into(), Value::String(level.to_owned()));
     Some(out)
 }
 
@@ -165,7 +171,9 @@ async fn patch_spec(t: &Setup, name: &str, spec: Value) {
 async fn the_story(format: &str) {
     let t = Setup::new().await;
     let api = t.api();
-    let operator = Binary::start(&t, format).await;
+    // Cognito through a proxy that passes everything, until told to throttle.
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    let operator = Binary::start(&t, format, &proxy.url).await;
     let pool = moto::create_pool(REGION).await;
     let sms = json!({"smsConfiguration": {"snsCallerArn": "arn:aws:iam::123456789012:role/cognito-sms", "externalId": EXTERNAL_ID}});
     t.create(
@@ -250,9 +258,25 @@ async fn the_story(format: &str) {
         .await;
     }
 
-    // The counters: each cause once, one drift found and corrected.
+    // Cognito throttles every attempt of one call: the SDK's retries give up, the reconcile
+    // backs off and tries again.
+    let reads_before = proxy.seen("GetUserPoolMfaConfig");
+    proxy.inject("GetUserPoolMfaConfig", Fault::Throttle, Some(3));
+    t.create(
+        "flaky",
+        json!({"userPoolId": moto::create_pool(REGION).await, "mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+    )
+    .await;
+    wait_for_reason(&api, "flaky", "Applied").await;
+    assert!(
+        proxy.seen("GetUserPoolMfaConfig") - reads_before >= 4,
+        "throttled three times, then read"
+    );
+
+    // The counters: each cause once (the last policy's first write aside), one drift found and
+    // corrected.
     for (series, value) in [
-        (writes("first_apply"), 1.0),
+        (writes("first_apply"), 2.0),
         (writes("spec_change"), 1.0),
         (writes("drift_correction"), 1.0),
         (writes("deletion"), 1.0),
@@ -260,7 +284,12 @@ async fn the_story(format: &str) {
         ("cognito_mfa_drift_corrected_total".to_owned(), 1.0),
         (
             "cognito_mfa_aws_calls_total{operation=\"SetUserPoolMfaConfig\",outcome=\"ok\"}".to_owned(),
-            4.0,
+            5.0,
+        ),
+        (
+            "cognito_mfa_aws_calls_total{operation=\"GetUserPoolMfaConfig\",outcome=\"Throttled\"}"
+                .to_owned(),
+            1.0,
         ),
     ] {
         assert_eq!(operator.metric(&series).await, value, "{series}");
@@ -343,6 +372,28 @@ async fn the_story(format: &str) {
         &[("cause", "deletion")],
     );
     expect("finalizer released", "story", "Deleted", &[]);
+    expect(
+        "Cognito call failed after retries",
+        "flaky",
+        "Throttled",
+        &[("error", "TooManyRequestsException")],
+    );
+    // What needs attention is a warning; the rest is information.
+    for (message, level) in [
+        ("applied the policy", "INFO"),
+        ("drift found", "INFO"),
+        ("drift corrected", "INFO"),
+        ("a disruptive change waits for approval", "INFO"),
+        ("deletion policy applied", "INFO"),
+        ("finalizer released", "INFO"),
+        ("conflict", "WARN"),
+        ("the policy waits on a person", "WARN"),
+        ("Cognito call failed after retries", "WARN"),
+    ] {
+        for line in find(&lines, format, message) {
+            assert_eq!(line.get("level").and_then(Value::as_str), Some(level), "{line:?}");
+        }
+    }
     if format == "json" {
         for line in &lines {
             assert!(serde_json::from_str::<Value>(line).is_ok(), "not JSON: {line}");
