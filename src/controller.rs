@@ -859,14 +859,22 @@ async fn report(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reas
                     )
                 }
                 Found::Conflict { .. } => story!(
-                    warn,
+                    info,
                     p,
                     reason,
                     detail = note.as_str(),
                     "conflict: another policy owns the pool"
                 ),
-                _ => story!(
+                // An SMS role still refused after the grace period: retries that gave up.
+                Found::AwsError { given_up: true, .. } => story!(
                     warn,
+                    p,
+                    reason,
+                    error = note.as_str(),
+                    "retries gave up; the policy waits on a person, rechecked at --stalled-recheck-interval"
+                ),
+                _ => story!(
+                    info,
                     p,
                     reason,
                     error = note.as_str(),

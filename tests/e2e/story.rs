@@ -268,6 +268,7 @@ async fn the_story(format: &str) {
     )
     .await;
     wait_for_reason(&api, "flaky", "Applied").await;
+    t.wait_for_event("flaky", "Applied").await;
     assert!(
         proxy.seen("GetUserPoolMfaConfig") - reads_before >= 4,
         "throttled three times, then read"
@@ -291,9 +292,39 @@ async fn the_story(format: &str) {
                 .to_owned(),
             1.0,
         ),
+        (
+            "cognito_mfa_aws_throttles_total{operation=\"GetUserPoolMfaConfig\"}".to_owned(),
+            3.0,
+        ),
+        // The finalizer of deletionPolicy Reset, added and released.
+        (
+            "cognito_mfa_kubernetes_writes_total{kind=\"finalizer\"}".to_owned(),
+            2.0,
+        ),
+        // Applied twice, DriftCorrected, AwaitingApproval and Reset for the first policy;
+        // Conflict, UserPoolNotFound and Applied for the others.
+        (
+            "cognito_mfa_kubernetes_writes_total{kind=\"event\"}".to_owned(),
+            8.0,
+        ),
     ] {
         assert_eq!(operator.metric(&series).await, value, "{series}");
     }
+    // Only the last policy is left, and the gauge says so once the deletions are seen.
+    let gauge = |reason: &str| format!("cognito_mfa_policies{{reason=\"{reason}\"}}");
+    wait(
+        Duration::from_secs(30),
+        "the gauge to forget deleted policies",
+        || async {
+            let mut left = 0.0;
+            for reason in ["AwaitingApproval", "Conflict", "UserPoolNotFound"] {
+                left += operator.metric(&gauge(reason)).await;
+            }
+            (left == 0.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(operator.metric(&gauge("Applied")).await, 1.0);
     let lines = operator.stop().await;
     let all = lines.join("\n");
     assert!(!all.contains(EXTERNAL_ID), "an external ID in the logs:\n{all}");
@@ -378,7 +409,8 @@ async fn the_story(format: &str) {
         "Throttled",
         &[("error", "TooManyRequestsException")],
     );
-    // What needs attention is a warning; the rest is information.
+    // Retries that give up are warnings; the rest is information (what needs a person is also
+    // a Warning event and a Stalled condition).
     for (message, level) in [
         ("applied the policy", "INFO"),
         ("drift found", "INFO"),
@@ -386,8 +418,8 @@ async fn the_story(format: &str) {
         ("a disruptive change waits for approval", "INFO"),
         ("deletion policy applied", "INFO"),
         ("finalizer released", "INFO"),
-        ("conflict", "WARN"),
-        ("the policy waits on a person", "WARN"),
+        ("conflict", "INFO"),
+        ("the policy waits on a person", "INFO"),
         ("Cognito call failed after retries", "WARN"),
     ] {
         for line in find(&lines, format, message) {
