@@ -935,21 +935,6 @@ impl ErrorClass {
         }
     }
 
-    /// The status reason this class is reported with.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Throttled => "Throttled",
-            Self::Unavailable | Self::ConcurrentModification => "AwsUnavailable",
-            Self::InvalidSmsRole => "InvalidSmsRole",
-            Self::InvalidParameter => "InvalidSpec",
-            Self::SmsConfigurationInUse => "SmsConfigurationInUse",
-            Self::FeatureUnavailableInTier => "FeatureUnavailableInTier",
-            Self::OperationNotEnabled => "OperationNotEnabled",
-            Self::AccessDenied => "AccessDenied",
-            Self::PoolNotFound => "UserPoolNotFound",
-        }
-    }
-
     /// The class of an AWS error code. Unknown codes count as [`ErrorClass::Unavailable`]: retried
     /// with backoff rather than given up on.
     pub fn of_code(code: &str) -> Self {

@@ -183,7 +183,10 @@ async fn set_errors_are_classified(
     assert_eq!(err.class, class);
     assert_eq!(err.code, code);
     assert_eq!(class.retry(), retry);
-    assert_eq!(class.reason(), reason);
+    assert_eq!(
+        cognito_mfa_operator::status::Reason::of_error(class).as_str(),
+        reason
+    );
     assert_eq!(rule.num_calls(), attempts as usize, "attempts for {code}");
     assert!(
         err.to_string().contains(code) && err.to_string().contains("eu-west-1_AbC123"),
