@@ -544,14 +544,7 @@ fn account(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, generation: i64) 
     let fields = |f: &[String]| f.join(",");
     if status::drift_found(prev, generation, found) {
         ctx.metrics.drift_detected();
-        let differs = match found {
-            Found::Written { fields: f, .. }
-            | Found::NotTaken { fields: f, .. }
-            | Found::Drifted { fields: f, .. }
-            | Found::AwaitingApproval { fields: f, .. }
-            | Found::PrerequisiteMissing { fields: f, .. } => fields(f),
-            _ => String::new(),
-        };
+        let differs = fields(found.fields());
         story!(
             info,
             p,
@@ -564,26 +557,20 @@ fn account(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, generation: i64) 
     match found {
         Found::Written { fields: f, .. } => {
             ctx.metrics.aws_write(cause);
-            if cause == WriteCause::DriftCorrection {
+            let (reason, what) = if cause == WriteCause::DriftCorrection {
                 ctx.metrics.drift_corrected();
-                story!(
-                    info,
-                    p,
-                    Reason::DriftCorrected,
-                    cause = cause.as_str(),
-                    fields = fields(f).as_str(),
-                    "drift corrected: SetUserPoolMfaConfig, read back equal"
-                );
+                (Reason::DriftCorrected, "drift corrected")
             } else {
-                story!(
-                    info,
-                    p,
-                    Reason::Applied,
-                    cause = cause.as_str(),
-                    fields = fields(f).as_str(),
-                    "applied the policy: SetUserPoolMfaConfig, read back equal"
-                );
-            }
+                (Reason::Applied, "applied the policy")
+            };
+            story!(
+                info,
+                p,
+                reason,
+                cause = cause.as_str(),
+                fields = fields(f).as_str(),
+                "{what}: SetUserPoolMfaConfig, read back equal"
+            );
         }
         Found::NotTaken { fields: f, .. } => {
             ctx.metrics.aws_write(cause);
@@ -672,6 +659,7 @@ async fn find(p: &CognitoMfaPolicy, ctx: &Context, side: &mut Side) -> Result<Fo
         return Ok(Found::AwaitingApproval {
             observed,
             fields,
+            token: outcome.plan.approval_token.clone().unwrap_or_default(),
             message,
         });
     }
@@ -841,12 +829,12 @@ async fn report(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reas
                 Found::InSync { .. } | Found::Written { .. } | Found::NotTaken { .. } => String::new(),
             };
             match other {
-                Found::AwaitingApproval { .. } => {
+                Found::AwaitingApproval { token, .. } => {
                     story!(
                         info,
                         p,
                         reason,
-                        token = token_of(&note),
+                        token = token.as_str(),
                         "a disruptive change waits for approval"
                     )
                 }
@@ -885,14 +873,6 @@ async fn report(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reas
                 .await;
         }
     }
-}
-
-/// The approval token in an AwaitingApproval message.
-fn token_of(message: &str) -> &str {
-    message
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
-        .find(|w| w.len() == 16 && w.starts_with("cmp-"))
-        .unwrap_or_default()
 }
 
 /// Deletes a policy: with the finalizer, acts on the pool as the deletion policy says, then

@@ -159,6 +159,8 @@ pub enum Found {
         observed: MfaSettings,
         /// The fields that differ.
         fields: Vec<String>,
+        /// The value of the approve-change annotation that approves this change.
+        token: String,
         /// What would change and why it waits.
         message: String,
     },
@@ -193,6 +195,21 @@ pub enum Found {
 }
 
 impl Found {
+    /// The fields that differ from the policy (or were written), where the finding has them.
+    pub fn fields(&self) -> &[String] {
+        match self {
+            Self::Written { fields, .. }
+            | Self::NotTaken { fields, .. }
+            | Self::Drifted { fields, .. }
+            | Self::AwaitingApproval { fields, .. }
+            | Self::PrerequisiteMissing { fields, .. } => fields,
+            Self::InSync { .. }
+            | Self::Conflict { .. }
+            | Self::InvalidSpec { .. }
+            | Self::AwsError { .. } => &[],
+        }
+    }
+
     fn observed(&self) -> Option<&MfaSettings> {
         match self {
             Self::InSync { observed }
@@ -578,6 +595,7 @@ mod tests {
         let approval = || Found::AwaitingApproval {
             observed: settings(),
             fields: vec!["mfaConfiguration".into()],
+            token: "cmp-000000000000".into(),
             message: "waits".into(),
         };
         let drifted = || Found::Drifted {
@@ -709,7 +727,7 @@ mod tests {
     #[case::gone(error(ErrorClass::PoolNotFound, false), "UserPoolNotFound", true)]
     #[case::conflict(Found::Conflict { message: "owned by a/b".into() }, "Conflict", true)]
     #[case::invalid_spec(Found::InvalidSpec { message: "spec.x: bad".into() }, "InvalidSpec", true)]
-    #[case::approval(Found::AwaitingApproval { observed: settings(), fields: vec![], message: "waits".into() }, "AwaitingApproval", true)]
+    #[case::approval(Found::AwaitingApproval { observed: settings(), fields: vec![], token: "cmp-000000000000".into(), message: "waits".into() }, "AwaitingApproval", true)]
     #[case::prerequisite(Found::PrerequisiteMissing { observed: settings(), fields: vec![], message: "tier".into() }, "PrerequisiteMissing", true)]
     fn problems_are_reported_with_their_reason(
         #[case] found: Found,
