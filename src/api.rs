@@ -12,6 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+pub mod baseline;
+pub use baseline::{CognitoMfaBaseline, CognitoMfaBaselineSpec, CognitoMfaBaselineStatus};
+
 /// The annotation that approves a disruptive change (see [`crate::plan::Disruption`]).
 pub const ALLOW_DISRUPTIVE_ANNOTATION: &str = "cognitomfa.io/allow-disruptive-changes";
 
@@ -581,12 +584,13 @@ impl CognitoMfaPolicy {
         crate::plan::Approval {
             scope: self.spec.approval_scope(),
             standing: self.allows_disruptive_changes(),
-            token: self
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(APPROVE_CHANGE_ANNOTATION))
-                .map(|t| t.trim().to_owned()),
+            tokens: crate::plan::tokens_of(
+                self.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(APPROVE_CHANGE_ANNOTATION))
+                    .map(String::as_str),
+            ),
         }
     }
 
@@ -639,31 +643,40 @@ pub fn validate(spec: &CognitoMfaPolicySpec) -> Vec<Violation> {
     if spec.effective_region().is_none() {
         v.fail("spec.region", "the region cannot be derived from userPoolId (no region prefix such as eu-west-1_); set spec.region");
     }
-    let s = &spec.settings;
+    check_settings(&mut v, "spec", &spec.settings, spec.effective_region());
+    if let Some(c) = &spec.credentials {
+        check_credentials(&mut v, c);
+    }
+    v.0
+}
+
+/// The rules of MFA settings (a policy's spec, a baseline's template), their fields under
+/// `prefix`; `region`: the pool's region, which an End User Messaging region must equal.
+pub(crate) fn check_settings(v: &mut Checker, prefix: &str, s: &MfaSettings, pool_region: Option<&str>) {
     let has_factor_block = s.sms_mfa_configuration.is_some()
         || s.email_mfa_configuration.is_some()
         || s.software_token_mfa_configuration.is_some();
     match s.mfa_configuration {
         MfaMode::Off if has_factor_block => v.fail(
-            "spec.mfaConfiguration",
+            &format!("{prefix}.mfaConfiguration"),
             "mfaConfiguration OFF allows no smsMfaConfiguration, emailMfaConfiguration or softwareTokenMfaConfiguration (Cognito rejects turning MFA off while configuring a factor)",
         ),
         MfaMode::On | MfaMode::Optional if enabled_factors(s).is_empty() => v.fail(
-            "spec.mfaConfiguration",
+            &format!("{prefix}.mfaConfiguration"),
             "mfaConfiguration ON or OPTIONAL needs an enabled factor: smsMfaConfiguration, emailMfaConfiguration or softwareTokenMfaConfiguration with enabled: true (a passkey alone does not count)",
         ),
         _ => {}
     }
     if let Some(sms) = &s.sms_mfa_configuration {
         v.string(
-            "spec.smsMfaConfiguration.smsAuthenticationMessage",
+            &format!("{prefix}.smsMfaConfiguration.smsAuthenticationMessage"),
             sms.sms_authentication_message.as_deref(),
             SMS_MESSAGE_MIN,
             SMS_MESSAGE_MAX,
             Some(SMS_MESSAGE_PATTERN),
         );
         if let Some(c) = &sms.sms_configuration {
-            let p = "spec.smsMfaConfiguration.smsConfiguration";
+            let p = format!("{prefix}.smsMfaConfiguration.smsConfiguration");
             v.string(
                 &format!("{p}.snsCallerArn"),
                 c.sns_caller_arn.as_deref(),
@@ -716,7 +729,7 @@ pub fn validate(spec: &CognitoMfaPolicySpec) -> Vec<Violation> {
                 );
                 if v.0.len() == before
                     && let Some(region) = &e.region
-                    && spec.effective_region().is_some_and(|r| r != region)
+                    && pool_region.is_some_and(|r| r != region)
                 {
                     v.fail(&format!("{p}.region"), EUMS_REGION_MESSAGE);
                 }
@@ -724,7 +737,7 @@ pub fn validate(spec: &CognitoMfaPolicySpec) -> Vec<Violation> {
         }
     }
     if let Some(email) = &s.email_mfa_configuration {
-        let p = "spec.emailMfaConfiguration";
+        let p = format!("{prefix}.emailMfaConfiguration");
         v.string(
             &format!("{p}.message"),
             email.message.as_deref(),
@@ -742,30 +755,31 @@ pub fn validate(spec: &CognitoMfaPolicySpec) -> Vec<Violation> {
     }
     if let Some(w) = &s.web_authn_configuration {
         v.string(
-            "spec.webAuthnConfiguration.relyingPartyId",
+            &format!("{prefix}.webAuthnConfiguration.relyingPartyId"),
             w.relying_party_id.as_deref(),
             RELYING_PARTY_ID_MIN,
             RELYING_PARTY_ID_MAX,
             None,
         );
     }
-    if let Some(c) = &spec.credentials {
-        v.string(
-            "spec.credentials.roleArn",
-            Some(&c.role_arn),
-            ARN_MIN,
-            ARN_MAX,
-            Some(ROLE_ARN_PATTERN),
-        );
-        v.string(
-            "spec.credentials.externalId",
-            c.external_id.as_deref(),
-            STS_EXTERNAL_ID_MIN,
-            STS_EXTERNAL_ID_MAX,
-            Some(STS_EXTERNAL_ID_PATTERN),
-        );
-    }
-    v.0
+}
+
+/// The rules of credentials.
+pub(crate) fn check_credentials(v: &mut Checker, c: &Credentials) {
+    v.string(
+        "spec.credentials.roleArn",
+        Some(&c.role_arn),
+        ARN_MIN,
+        ARN_MAX,
+        Some(ROLE_ARN_PATTERN),
+    );
+    v.string(
+        "spec.credentials.externalId",
+        c.external_id.as_deref(),
+        STS_EXTERNAL_ID_MIN,
+        STS_EXTERNAL_ID_MAX,
+        Some(STS_EXTERNAL_ID_PATTERN),
+    );
 }
 
 /// The MFA factors (SMS, email, TOTP) that settings turn on. A passkey is not among them: it does
@@ -809,10 +823,10 @@ impl fmt::Display for Factor {
 }
 
 #[derive(Default)]
-struct Checker(Vec<Violation>);
+pub(crate) struct Checker(pub(crate) Vec<Violation>);
 
 impl Checker {
-    fn fail(&mut self, field: &str, message: impl Into<String>) {
+    pub(crate) fn fail(&mut self, field: &str, message: impl Into<String>) {
         self.0.push(Violation {
             field: field.to_owned(),
             message: message.into(),
@@ -820,7 +834,7 @@ impl Checker {
     }
 
     /// Length in characters (as the API server counts) and pattern of an optional string.
-    fn string(&mut self, field: &str, value: Option<&str>, min: u32, max: u32, pattern: Option<&str>) {
+    pub(crate) fn string(&mut self, field: &str, value: Option<&str>, min: u32, max: u32, pattern: Option<&str>) {
         let Some(value) = value else { return };
         let len = value.chars().count();
         if len < min as usize || len > max as usize {
@@ -868,7 +882,13 @@ fn regex_matches(pattern: &str, value: &str) -> bool {
 /// it enforces on input.
 pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;
-    let mut crd = CognitoMfaPolicy::crd();
+    finish_crd(CognitoMfaPolicy::crd())
+}
+
+/// A generated CRD as installed: the status schema without input limits, descriptions unwrapped.
+pub(crate) fn finish_crd(
+    mut crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         let status = version
             .schema
@@ -932,16 +952,35 @@ fn strip_input_limits(
     }
 }
 
-/// The CRD as YAML, as `cognito-mfa-operator crd` prints it and `crds/` holds it.
+/// The CognitoMfaPolicy CRD as YAML, as `crds/cognitomfapolicies.cognitomfa.io.yaml` holds it.
 pub fn crd_yaml() -> String {
-    let body = serde_saphyr::to_string(&crd()).expect("the CRD serializes to YAML");
-    format!("# Generated by `cognito-mfa-operator crd` from the Rust types; do not edit.\n---\n{body}")
+    yaml_of(&crd(), "policy")
+}
+
+/// The CognitoMfaBaseline CRD as YAML, as `crds/cognitomfabaselines.cognitomfa.io.yaml` holds it.
+pub fn baseline_crd_yaml() -> String {
+    yaml_of(&baseline::crd(), "baseline")
+}
+
+fn yaml_of(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    kind: &str,
+) -> String {
+    let body = serde_saphyr::to_string(crd).expect("the CRD serializes to YAML");
+    format!("# Generated by `cognito-mfa-operator crd --kind {kind}` from the Rust types; do not edit.\n---\n{body}")
 }
 
 /// The paths of fields in a CognitoMfaPolicy document that the CRD does not know (what an API
 /// server with strict field validation rejects, and an older one silently drops).
 pub fn unknown_fields(object: &serde_json::Value) -> Vec<String> {
-    let crd = crd();
+    unknown_fields_in(&crd(), object)
+}
+
+/// The paths of fields in a document of `crd`'s kind that its schema does not know.
+pub fn unknown_fields_in(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    object: &serde_json::Value,
+) -> Vec<String> {
     let schema = crd.spec.versions[0]
         .schema
         .as_ref()

@@ -1,12 +1,16 @@
-//! The binary's commands: `crd`, and the offline `plan`, `apply` and `export`, which run the
-//! operator's engine against live pools without a cluster.
+//! The binary's commands: `run` (here), `crd`, the offline `plan`, `apply` and `export`
+//! ([`offline`]), and `audit` ([`audit`]), which run the operator's engine against live pools
+//! without a cluster.
 //!
 //! Exit codes: 0 success (for `plan`: every pool matches its policy), 1 error, 2 (`plan` only)
 //! changes pending, like `terraform plan -detailed-exitcode`.
 
+mod audit;
+mod offline;
+
+pub use offline::parse_policies;
+
 use std::{
-    fmt::Write as _,
-    io::Read as _,
     net::SocketAddr,
     num::NonZeroU32,
     path::PathBuf,
@@ -15,20 +19,16 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kube::api::ObjectMeta;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::{
-    api::{self, CognitoMfaPolicy, CognitoMfaPolicySpec, DeletionPolicy, ManagementPolicy, MfaSettings},
-    cognito::{self, Cognito, Target},
-    controller,
-    plan::{self, Action, Disruption, FieldChange},
-    server,
-    sync::{self, Mode},
+    api,
+    cognito::{self, Cognito},
+    controller, server,
+    sync::Mode,
     telemetry::{self, LogFormat, Metrics},
 };
 
@@ -63,6 +63,8 @@ const PLAN_EXIT_CODES: &str = "Exit codes: 0 every pool matches its policy; 2 ch
 input, an AWS error, a usage error). Like terraform plan -detailed-exitcode.";
 const APPLY_EXIT_CODES: &str = "Exit codes: 0 every pool matches its policy (read back); 1 otherwise: an error, a change \
 waiting for approval, a missing prerequisite, a write Cognito did not fully take, a usage error.";
+const AUDIT_EXIT_CODES: &str = "Exit codes: 0 every pool meets the floor; 1 a pool is below it or could not be read, or an \
+error (invalid input, ListUserPools failing, a usage error).";
 const EXPORT_EXIT_CODES: &str =
     "Exit codes: 0 printed; 1 an error (an invalid pool ID, an AWS error, a usage error).";
 
@@ -77,9 +79,9 @@ pub enum Command {
     /// KUBECONFIG names; ~/.kube/config.
     #[command(override_usage = "cognito-mfa-operator run [OPTIONS]", after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
-    /// Print the CognitoMfaPolicy CustomResourceDefinition (YAML).
+    /// Print the CustomResourceDefinitions (YAML): CognitoMfaPolicy, then CognitoMfaBaseline.
     #[command(after_help = CRD_EXIT_CODES)]
-    Crd,
+    Crd(CrdArgs),
     /// Show how live pools differ from the policies in a file, without changing anything.
     ///
     /// A disruptive change is shown with its approval token: the value of the annotation
@@ -109,6 +111,34 @@ pub enum Command {
         after_help = EXPORT_EXIT_CODES
     )]
     Export(ExportArgs),
+    /// List every user pool of one or more regions with its MFA mode, factors, passkey settings
+    /// and verdict against a floor, for a CI job or a security review.
+    ///
+    /// The floor is the baseline's (--baseline: a file with one CognitoMfaBaseline, whose
+    /// regions, credentials and pool filters apply too), else Prowler's: MFA ON with at least one
+    /// factor. Nothing is written. Calls take the same read budget as the operator's.
+    #[command(
+        override_usage = "cognito-mfa-operator audit --region REGION [--region REGION ...] [--baseline FILE] [OPTIONS]",
+        after_help = AUDIT_EXIT_CODES
+    )]
+    Audit(audit::AuditArgs),
+}
+
+/// Arguments of `crd`.
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Print only this CRD. Default: both, as two YAML documents.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub kind: Option<CrdKind>,
+}
+
+/// Which CRD `crd` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CrdKind {
+    /// CognitoMfaPolicy (crds/cognitomfapolicies.cognitomfa.io.yaml).
+    Policy,
+    /// CognitoMfaBaseline (crds/cognitomfabaselines.cognitomfa.io.yaml).
+    Baseline,
 }
 
 /// How to reach AWS, and how fast to read: what every command that talks to AWS takes.
@@ -235,6 +265,10 @@ pub struct RunArgs {
     /// leader stops).
     #[arg(long, env = "COGNITO_MFA_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub leader_election_lease_duration: Duration,
+    /// Run the CognitoMfaBaseline controller (cluster-scoped baselines: scan every pool of
+    /// their regions). false: policies only.
+    #[arg(long, env = "COGNITO_MFA_BASELINES", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub baselines: bool,
     /// Log line format.
     #[arg(long, env = "COGNITO_MFA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -388,18 +422,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => operate(cli.run).await,
         Some(Command::Run(args)) => operate(args).await,
-        Some(Command::Crd) => {
-            print!("{}", api::crd_yaml());
+        Some(Command::Crd(args)) => {
+            match args.kind {
+                Some(CrdKind::Policy) => print!("{}", api::crd_yaml()),
+                Some(CrdKind::Baseline) => print!("{}", api::baseline_crd_yaml()),
+                None => print!("{}{}", api::crd_yaml(), api::baseline_crd_yaml()),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Plan(args)) => {
             args.no_writes.warn("plan");
-            plan_or_apply(args.files, args.aws.options(None), Mode::DryRun).await
+            offline::plan_or_apply(args.files, args.aws.options(None), Mode::DryRun).await
         }
         Some(Command::Apply(args)) => {
-            plan_or_apply(args.files, args.aws.options(Some(&args.write)), Mode::Enforce).await
+            offline::plan_or_apply(args.files, args.aws.options(Some(&args.write)), Mode::Enforce).await
         }
-        Some(Command::Export(args)) => export(args).await,
+        Some(Command::Export(args)) => offline::export(args).await,
+        Some(Command::Audit(args)) => audit::audit(args).await,
     }
 }
 
@@ -444,6 +483,7 @@ async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
         instance: identity.clone(),
         timing: controller::Timing::default(),
+        baselines: args.baselines,
     };
     let lease = args.leader_election.then(|| controller::LeaseSettings {
         namespace: args.leader_election_namespace.clone(),
@@ -508,295 +548,3 @@ async fn terminated() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// What `plan` and `apply` report for one policy.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    policy: String,
-    user_pool_id: String,
-    region: String,
-    action: Action,
-    changes: Vec<FieldChange>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    disruptions: Vec<Disruption>,
-    /// The value of cognitomfa.io/approve-change that approves exactly these disruptions.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    approval_token: Option<String>,
-    /// What Cognito is known to refuse beside the pool's other settings.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    missing_prerequisites: Vec<String>,
-    applied: bool,
-    in_sync: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    remaining: Vec<FieldChange>,
-    /// The live configuration at the end (external IDs left out).
-    observed: MfaSettings,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-async fn plan_or_apply(args: FileArgs, options: cognito::Options, mode: Mode) -> anyhow::Result<ExitCode> {
-    let text = read_input(&args.file)?;
-    // Every document is checked before any AWS call: bad input touches nothing.
-    let policies =
-        parse_policies(&text).with_context(|| format!("invalid input in {}", args.file.display()))?;
-    let cognito = Cognito::from_env(options).await;
-    let mut reports = Vec::new();
-    for policy in &policies {
-        let spec = &policy.spec;
-        let target = Target::of_spec(spec).expect("validated specs have a region");
-        let mode = if spec.management_policy == ManagementPolicy::Observe {
-            Mode::DryRun
-        } else {
-            mode
-        };
-        let name = display_name(policy);
-        let outcome = sync::run(&cognito, &target, &spec.settings, &policy.approval(), mode).await;
-        let mut report = Report {
-            policy: name,
-            user_pool_id: target.user_pool_id.clone(),
-            region: target.region.clone(),
-            action: Action::InSync,
-            changes: Vec::new(),
-            disruptions: Vec::new(),
-            approval_token: None,
-            warnings: Vec::new(),
-            missing_prerequisites: Vec::new(),
-            applied: false,
-            in_sync: false,
-            remaining: Vec::new(),
-            observed: MfaSettings::default(),
-            error: None,
-        };
-        match outcome {
-            Ok(o) => {
-                report.action = o.plan.action;
-                report.in_sync = o.in_sync();
-                report.observed = plan::normalise(&o.after).redacted();
-                report.changes = o.plan.changes;
-                report.disruptions = o.plan.disruptions;
-                report.approval_token = o.plan.approval_token;
-                report.warnings = o.warnings;
-                report.missing_prerequisites = o.missing_prerequisites;
-                report.applied = o.wrote;
-                report.remaining = o.remaining;
-            }
-            Err(e) => {
-                let hint = match e.class {
-                    cognito::ErrorClass::PoolNotFound => " (check spec.userPoolId and spec.region)",
-                    cognito::ErrorClass::AccessDenied => {
-                        " (check the AWS credentials and their IAM permissions)"
-                    }
-                    _ => "",
-                };
-                report.error = Some(format!("{e}{hint}"));
-            }
-        }
-        reports.push(report);
-    }
-    match args.output {
-        Output::Text => print!("{}", render_text(&reports, mode)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
-        Output::Yaml => print!("{}", serde_saphyr::to_string(&reports)?),
-    }
-    let failed = reports.iter().any(|r| {
-        r.error.is_some()
-            || (mode == Mode::Enforce
-                && (r.action == Action::AwaitApproval
-                    || !r.missing_prerequisites.is_empty()
-                    || (r.applied && !r.in_sync)))
-    });
-    if failed {
-        // Printed once: for people on standard error (standard output names the policy); in
-        // JSON and YAML, in the report's error field.
-        if args.output == Output::Text {
-            for r in reports.iter().filter(|r| r.error.is_some()) {
-                eprintln!("error: {}: {}", r.policy, r.error.as_deref().unwrap_or_default());
-            }
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    let pending = reports.iter().any(|r| !r.in_sync);
-    Ok(if mode == Mode::DryRun && pending {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn display_name(policy: &CognitoMfaPolicy) -> String {
-    let name = policy.metadata.name.as_deref().unwrap_or("(unnamed)");
-    match &policy.metadata.namespace {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_owned(),
-    }
-}
-
-fn render_text(reports: &[Report], mode: Mode) -> String {
-    let mut out = String::new();
-    for r in reports {
-        let _ = writeln!(
-            out,
-            "CognitoMfaPolicy {} -> user pool {} ({})",
-            r.policy, r.user_pool_id, r.region
-        );
-        if r.error.is_some() {
-            let _ = writeln!(out, "  failed (the error is on standard error)");
-            continue;
-        }
-        for c in &r.changes {
-            let _ = writeln!(out, "  ~ {c}");
-        }
-        for d in &r.disruptions {
-            let _ = writeln!(out, "  ! disruptive: {d}");
-        }
-        if let Some(token) = &r.approval_token {
-            let _ = writeln!(
-                out,
-                "  ! approval: annotate the policy with {}: {token} to approve this change only, or {}: \"true\" to approve every disruptive change",
-                api::APPROVE_CHANGE_ANNOTATION,
-                api::ALLOW_DISRUPTIVE_ANNOTATION
-            );
-        }
-        if r.action == Action::AwaitApproval {
-            let _ = writeln!(out, "  ! not applied without approval");
-        }
-        for w in &r.warnings {
-            let _ = writeln!(out, "  ! warning: {w}");
-        }
-        for p in &r.missing_prerequisites {
-            let _ = writeln!(out, "  ! prerequisite missing: {p}");
-        }
-        let n = r.changes.len();
-        let summary = match (mode, r.applied) {
-            _ if r.changes.is_empty() => "No changes: the pool matches the policy.".to_owned(),
-            (_, true) if r.in_sync => {
-                format!("Applied {n} change(s); read back: the pool matches the policy.")
-            }
-            (_, true) => {
-                let left: Vec<String> = r.remaining.iter().map(ToString::to_string).collect();
-                format!("Applied, but the pool still differs: {}", left.join("; "))
-            }
-            (Mode::DryRun, false) => format!("Plan: {n} change(s) to apply."),
-            (Mode::Enforce, false) => format!("Not applied: {n} change(s) pending."),
-        };
-        let _ = writeln!(out, "  {summary}");
-    }
-    out
-}
-
-fn read_input(path: &PathBuf) -> anyhow::Result<String> {
-    if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read standard input")?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-    }
-}
-
-/// Parses one or more CognitoMfaPolicy documents (YAML or JSON) and checks each as admission
-/// would: kind and apiVersion, unknown fields, types, every limit and cross-field rule. Any
-/// problem fails the whole input, naming the document and the field.
-pub fn parse_policies(text: &str) -> anyhow::Result<Vec<CognitoMfaPolicy>> {
-    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).context("not valid YAML")?;
-    let mut policies = Vec::new();
-    for (i, doc) in documents.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
-        let n = i + 1;
-        let policy = parse_policy(doc).with_context(|| format!("document {n}"))?;
-        policies.push(policy);
-    }
-    if policies.is_empty() {
-        bail!("no CognitoMfaPolicy document found");
-    }
-    Ok(policies)
-}
-
-fn parse_policy(doc: serde_json::Value) -> anyhow::Result<CognitoMfaPolicy> {
-    let api_version = doc.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
-    let kind = doc.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
-    if kind != "CognitoMfaPolicy" || api_version != "cognitomfa.io/v1alpha1" {
-        bail!(
-            "expected apiVersion cognitomfa.io/v1alpha1, kind CognitoMfaPolicy; found apiVersion {api_version:?}, kind {kind:?}"
-        );
-    }
-    if let Some(v) = doc.pointer("/spec/mfaConfiguration").filter(|v| v.is_boolean()) {
-        // YAML 1.1 readers (kubectl among them) read unquoted ON and OFF as booleans.
-        bail!("spec.mfaConfiguration: {v} is a boolean; quote the mode: \"ON\" or \"OFF\"");
-    }
-    let unknown = api::unknown_fields(&doc);
-    if !unknown.is_empty() {
-        bail!("unknown field(s): {}", unknown.join(", "));
-    }
-    let policy: CognitoMfaPolicy = serde_path_to_error::deserialize(doc).map_err(|e| {
-        let path = e.path().to_string();
-        anyhow::anyhow!("{path}: {}", e.into_inner())
-    })?;
-    let violations = api::validate(&policy.spec);
-    if !violations.is_empty() {
-        let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        bail!("{} ({})", lines.join("; "), display_name(&policy));
-    }
-    Ok(policy)
-}
-
-async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    args.no_writes.warn("export");
-    let region = match &args.region {
-        Some(r) => r.clone(),
-        None => api::region_of_pool_id(&args.user_pool_id)
-            .with_context(|| {
-                format!(
-                    "cannot tell the region of {:?} from its prefix; pass --region",
-                    args.user_pool_id
-                )
-            })?
-            .to_owned(),
-    };
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| args.user_pool_id.to_lowercase().replace('_', "-"));
-    let mut spec = CognitoMfaPolicySpec {
-        user_pool_id: args.user_pool_id.clone(),
-        region: args.region.clone(),
-        settings: MfaSettings::default(),
-        management_policy: ManagementPolicy::Enforce,
-        deletion_policy: DeletionPolicy::Retain,
-        credentials: None,
-    };
-    // The same checks as a policy's, before any AWS call.
-    let violations: Vec<String> = api::validate(&spec)
-        .into_iter()
-        .filter(|v| v.field != "spec.mfaConfiguration")
-        .map(|v| v.to_string())
-        .collect();
-    if !violations.is_empty() {
-        bail!("{}", violations.join("; "));
-    }
-    let cognito = Cognito::from_env(args.aws.options(None)).await;
-    let target = Target {
-        user_pool_id: args.user_pool_id.clone(),
-        region,
-        role: None,
-    };
-    let live = cognito.get(&target).await?;
-    spec.settings = plan::normalise(&live);
-    let policy = CognitoMfaPolicy {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: args.namespace.clone(),
-            ..ObjectMeta::default()
-        },
-        ..CognitoMfaPolicy::new("", spec)
-    };
-    match args.output {
-        ExportOutput::Json => println!("{}", serde_json::to_string_pretty(&policy)?),
-        ExportOutput::Yaml => print!("{}", serde_saphyr::to_string(&policy)?),
-    }
-    Ok(ExitCode::SUCCESS)
-}

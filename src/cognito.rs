@@ -50,6 +50,9 @@ pub struct Target {
     pub region: String,
     /// A role to assume for a pool in another account.
     pub role: Option<Role>,
+    /// A baseline's scan: its reads take at most half of the account and region's read budget,
+    /// so that they never starve the policies' drift checks.
+    pub background: bool,
 }
 
 /// A role to assume through STS.
@@ -81,6 +84,7 @@ impl Target {
                 arn: c.role_arn.clone(),
                 external_id: c.external_id.clone(),
             }),
+            background: false,
         })
     }
 
@@ -98,7 +102,9 @@ impl Target {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.user_pool_id, self.region)
+        // ListUserPools names no pool: it is about all of them.
+        let pool = if self.user_pool_id.is_empty() { "*" } else { &self.user_pool_id };
+        write!(f, "{pool} ({})", self.region)
     }
 }
 
@@ -160,6 +166,10 @@ impl Default for Options {
 struct Budget {
     read: Bucket,
     write: Bucket,
+    /// What a baseline's scan takes first, before its turn in `read`: half the read rate (at
+    /// least one a second). Policies' reads only wait in `read`, so they keep at least the other
+    /// half however large the scan.
+    background: Bucket,
 }
 
 struct Bucket {
@@ -231,8 +241,14 @@ impl Budget {
         Self {
             read: Bucket::new(read),
             write: Bucket::new(write),
+            background: Bucket::new(background_rps(read)),
         }
     }
+}
+
+/// The share of a read budget that baseline scans may take: half, at least one call a second.
+pub fn background_rps(read: NonZeroU32) -> NonZeroU32 {
+    NonZeroU32::new(read.get() / 2).unwrap_or(NonZeroU32::MIN)
 }
 
 impl fmt::Debug for Budget {
@@ -248,6 +264,7 @@ struct BudgetedHttpClient {
     inner: SharedHttpClient,
     budget: Arc<Budget>,
     observer: Option<Arc<dyn Observer>>,
+    background: bool,
 }
 
 impl HttpClient for BudgetedHttpClient {
@@ -260,6 +277,7 @@ impl HttpClient for BudgetedHttpClient {
             inner: self.inner.http_connector(settings, components),
             budget: self.budget.clone(),
             observer: self.observer.clone(),
+            background: self.background,
         })
     }
 }
@@ -269,6 +287,7 @@ struct BudgetedConnector {
     inner: SharedHttpConnector,
     budget: Arc<Budget>,
     observer: Option<Arc<dyn Observer>>,
+    background: bool,
 }
 
 impl HttpConnector for BudgetedConnector {
@@ -276,6 +295,7 @@ impl HttpConnector for BudgetedConnector {
         let inner = self.inner.clone();
         let budget = self.budget.clone();
         let observer = self.observer.clone();
+        let background = self.background;
         HttpConnectorFuture::new(async move {
             // The JSON protocol names the operation in X-Amz-Target; only Set writes.
             let operation = request
@@ -286,6 +306,9 @@ impl HttpConnector for BudgetedConnector {
             let peak = if write {
                 budget.write.acquire().await
             } else {
+                if background {
+                    budget.background.acquire().await;
+                }
                 budget.read.acquire().await
             };
             if let Some(observer) = &observer {
@@ -376,7 +399,7 @@ pub struct Cognito {
 #[derive(Debug)]
 struct Inner {
     source: Source,
-    clients: Mutex<HashMap<(String, Option<Role>), Client>>,
+    clients: Mutex<HashMap<(String, Option<Role>, bool), Client>>,
 }
 
 // One per process: the size of the larger variant does not matter.
@@ -461,7 +484,7 @@ impl Cognito {
                 budgets,
             } => (base, http, options, budgets),
         };
-        let key = (target.region.clone(), target.role.clone());
+        let key = (target.region.clone(), target.role.clone(), target.background);
         if let Some(client) = lock(&self.inner.clients).get(&key) {
             return client.clone();
         }
@@ -478,6 +501,7 @@ impl Cognito {
                 inner: http.clone(),
                 budget,
                 observer,
+                background: target.background,
             });
         if let Some(role) = &target.role {
             let mut provider = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
@@ -569,6 +593,36 @@ impl Cognito {
             .map_err(|e| CallError::new(Operation::Set, target, &e).redact(&external_ids(s)));
         self.observe(Operation::Set, out.as_ref().err());
         Ok(settings_of!(out?))
+    }
+
+    /// Lists every user pool of the target's region and account (ListUserPools, 60 pools a
+    /// page, every page), in the order Cognito gives them. `target.user_pool_id` is not used.
+    pub async fn list_pools(&self, target: &Target) -> Result<Vec<crate::api::baseline::PoolRef>, CallError> {
+        let client = self.client(target).await;
+        let mut pools = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = client
+                .list_user_pools()
+                .max_results(LIST_PAGE)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| CallError::new(Operation::List, target, &e));
+            self.observe(Operation::List, out.as_ref().err());
+            let out = out?;
+            pools.extend(out.user_pools.unwrap_or_default().into_iter().filter_map(|p| {
+                Some(crate::api::baseline::PoolRef {
+                    region: target.region.clone(),
+                    user_pool_id: p.id?,
+                    name: p.name.unwrap_or_default(),
+                })
+            }));
+            match out.next_token.filter(|t| !t.is_empty()) {
+                Some(token) => next = Some(token),
+                None => return Ok(pools),
+            }
+        }
     }
 
     /// Reads the facts that prerequisites depend on (DescribeUserPool): tier, email sending
@@ -832,6 +886,9 @@ fn to_aws_sms(c: &SmsConfiguration) -> aws::SmsConfigurationType {
         .build()
 }
 
+/// Pools per ListUserPools page: the most Cognito gives.
+pub const LIST_PAGE: i32 = 60;
+
 /// A Cognito operation the operator calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -841,6 +898,8 @@ pub enum Operation {
     Set,
     /// DescribeUserPool.
     Describe,
+    /// ListUserPools (baselines and `audit`).
+    List,
 }
 
 impl Operation {
@@ -849,12 +908,13 @@ impl Operation {
             "GetUserPoolMfaConfig" => Some(Self::Get),
             "SetUserPoolMfaConfig" => Some(Self::Set),
             "DescribeUserPool" => Some(Self::Describe),
+            "ListUserPools" => Some(Self::List),
             _ => None,
         }
     }
 
     /// Every operation the operator calls.
-    pub const ALL: [Operation; 3] = [Self::Get, Self::Set, Self::Describe];
+    pub const ALL: [Operation; 4] = [Self::Get, Self::Set, Self::Describe, Self::List];
 
     /// The IAM action that permits the operation.
     pub fn iam_action(self) -> String {
@@ -867,6 +927,7 @@ impl Operation {
             Self::Get => "GetUserPoolMfaConfig",
             Self::Set => "SetUserPoolMfaConfig",
             Self::Describe => "DescribeUserPool",
+            Self::List => "ListUserPools",
         }
     }
 }
@@ -1004,6 +1065,15 @@ impl ReasonCode for SetUserPoolMfaConfigError {
 }
 
 impl ReasonCode for GetUserPoolMfaConfigError {
+    fn reason_code(&self) -> Option<&str> {
+        match self {
+            Self::InvalidParameterException(e) => e.reason_code(),
+            _ => None,
+        }
+    }
+}
+
+impl ReasonCode for aws_sdk_cognitoidentityprovider::operation::list_user_pools::ListUserPoolsError {
     fn reason_code(&self) -> Option<&str> {
         match self {
             Self::InvalidParameterException(e) => e.reason_code(),

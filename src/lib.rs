@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod cognito;
 pub mod controller;
+pub mod engine;
 pub mod plan;
 pub mod server;
 pub mod status;

@@ -106,9 +106,10 @@ pub struct Approval {
     /// `cognitomfa.io/allow-disruptive-changes: "true"`: every disruptive change is approved,
     /// now and later.
     pub standing: bool,
-    /// The value of `cognitomfa.io/approve-change`: approves the one change whose
+    /// The tokens in `cognitomfa.io/approve-change` (one, or several separated by commas, as a
+    /// baseline that covers many pools takes them): each approves the one change whose
     /// [`approval_token`] it is.
-    pub token: Option<String>,
+    pub tokens: Vec<String>,
 }
 
 impl Approval {
@@ -127,6 +128,17 @@ impl Approval {
             ..Self::default()
         }
     }
+}
+
+/// The tokens in the value of a `cognitomfa.io/approve-change` annotation: separated by commas or
+/// white space.
+pub fn tokens_of(annotation: Option<&str>) -> Vec<String> {
+    annotation
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What let a disruptive change through.
@@ -233,7 +245,7 @@ pub fn plan(desired: &MfaSettings, live: &MfaSettings, approval: &Approval) -> P
     let approval_token = (!disruptions.is_empty()).then(|| approval_token(&approval.scope, &disruptions));
     let approved_by = match &approval_token {
         None => None,
-        Some(token) if approval.token.as_deref() == Some(token.as_str()) => Some(ApprovedBy::Token),
+        Some(token) if approval.tokens.iter().any(|t| t == token) => Some(ApprovedBy::Token),
         Some(_) if approval.standing => Some(ApprovedBy::Standing),
         Some(_) => None,
     };
@@ -618,7 +630,7 @@ mod tests {
 
     fn with_token(token: &str) -> Approval {
         Approval {
-            token: Some(token.to_owned()),
+            tokens: vec![token.to_owned()],
             ..Approval::none(POOL)
         }
     }
@@ -700,7 +712,7 @@ mod tests {
         assert_ne!(token_for(&new_rp, &optional), token_for(&other_rp, &optional));
         // The same change on another pool.
         let elsewhere = Approval {
-            token: Some(to_on.clone()),
+            tokens: vec![to_on.clone()],
             ..Approval::none("eu-west-1_Other (eu-west-1)")
         };
         assert_eq!(plan(&on, &optional, &elsewhere).action, Action::AwaitApproval);

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+pub mod baseline;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::{
@@ -476,7 +478,7 @@ fn next_drift(prev: Option<Drift>, found: &Found, reason: Reason, drift: bool, n
 }
 
 /// Sets a condition, keeping its transition time unless its status changes.
-fn set_condition(
+pub(crate) fn set_condition(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: &str,
@@ -503,6 +505,71 @@ fn set_condition(
             *c = new(since);
         }
         None => conditions.push(new(now.clone())),
+    }
+}
+
+/// The condition a policy has while a baseline covers its pool: True when its spec is below
+/// the floor of one (or more), False when it meets every covering floor. It does not hold up the
+/// policy's own reconcile.
+pub const BELOW_BASELINE: &str = "BelowBaseline";
+
+/// What the baselines that cover a policy's pool say of its spec: `None` when none covers it;
+/// else the failures, by baseline name (empty: it meets every floor). Pure.
+pub fn baseline_verdict<'a>(
+    spec: &crate::api::CognitoMfaPolicySpec,
+    baselines: impl Iterator<Item = (String, &'a crate::api::CognitoMfaBaselineSpec)>,
+) -> Option<Vec<(String, Vec<crate::api::baseline::Failure>)>> {
+    let mut covering: Vec<(String, Vec<crate::api::baseline::Failure>)> = baselines
+        .filter(|(_, b)| b.covers_policy(spec))
+        .map(|(name, b)| (name, b.floor.failures(&spec.settings)))
+        .collect();
+    if covering.is_empty() {
+        return None;
+    }
+    covering.retain(|(_, f)| !f.is_empty());
+    covering.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(covering)
+}
+
+/// Sets (or, when no baseline covers the pool, removes) the BelowBaseline condition.
+pub fn set_below_baseline(
+    status: &mut CognitoMfaPolicyStatus,
+    verdict: Option<&Vec<(String, Vec<crate::api::baseline::Failure>)>>,
+    generation: i64,
+    now: &Time,
+) {
+    match verdict {
+        None => status.conditions.retain(|c| c.type_ != BELOW_BASELINE),
+        Some(below) if below.is_empty() => set_condition(
+            &mut status.conditions,
+            BELOW_BASELINE,
+            "False",
+            "MeetsBaseline",
+            "The spec meets the floor of every CognitoMfaBaseline that covers its pool.",
+            generation,
+            now,
+        ),
+        Some(below) => {
+            let why: Vec<String> = below
+                .iter()
+                .map(|(name, failures)| {
+                    let f: Vec<String> = failures.iter().map(ToString::to_string).collect();
+                    format!("CognitoMfaBaseline {name}: {}", f.join("; "))
+                })
+                .collect();
+            set_condition(
+                &mut status.conditions,
+                BELOW_BASELINE,
+                "True",
+                "BelowBaseline",
+                &format!(
+                    "The spec is below the floor of {}. The policy is still applied; raise the spec to the floor.",
+                    why.join("; ")
+                ),
+                generation,
+                now,
+            );
+        }
     }
 }
 

@@ -85,6 +85,18 @@ pub async fn read(
     approval: &Approval,
 ) -> Result<Outcome, CallError> {
     let before = cognito.get(target).await?;
+    plan_against(cognito, target, desired, approval, before).await
+}
+
+/// The read half of a pass against a configuration already read (`before`, as Cognito returned
+/// it): plan, and check prerequisites where a write could happen now.
+pub async fn plan_against(
+    cognito: &Cognito,
+    target: &Target,
+    desired: &MfaSettings,
+    approval: &Approval,
+    before: MfaSettings,
+) -> Result<Outcome, CallError> {
     let plan = plan::plan(desired, &before, approval);
     let mut outcome = Outcome {
         missing_prerequisites: Vec::new(),

@@ -76,6 +76,35 @@ struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BaselineLabels {
+    baseline: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BaselineStateLabels {
+    baseline: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    baseline: String,
+    region: String,
+    user_pool_id: String,
+}
+
+/// The states of `cognito_mfa_baseline_pools`, as in a baseline's status.pools.
+pub const BASELINE_STATES: [&str; 7] = [
+    "scanned",
+    "compliant",
+    "non_compliant",
+    "owned_by_policies",
+    "enforced",
+    "awaiting_approval",
+    "conflicts",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CauseLabels {
     cause: String,
 }
@@ -97,6 +126,9 @@ pub struct Metrics {
     leader: Gauge,
     peak_rate: Family<KindLabels, Gauge>,
     ready_reasons: Mutex<HashMap<String, Reason>>,
+    baseline_pools: Family<BaselineStateLabels, Gauge>,
+    pool_compliant: Family<PoolLabels, Gauge>,
+    baseline_scans: Family<BaselineLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -182,6 +214,24 @@ impl Default for Metrics {
             "The most requests to Cognito that one account and region budget let through in any second since the start (the highest of all budgets), by kind (read, write)",
             peak_rate.clone(),
         );
+        let baseline_pools = Family::<BaselineStateLabels, Gauge>::default();
+        registry.register(
+            "baseline_pools",
+            "User pools a baseline covers, by state as in its status.pools: scanned, compliant, non_compliant, owned_by_policies, enforced, awaiting_approval, conflicts",
+            baseline_pools.clone(),
+        );
+        let pool_compliant = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "pool_compliant",
+            "1 when the user pool meets the floor of the baseline, 0 when it is below it (or could not be read), as of its last read; one series per baseline and covered pool",
+            pool_compliant.clone(),
+        );
+        let baseline_scans = Family::<BaselineLabels, Counter>::default();
+        registry.register(
+            "baseline_scans",
+            "Complete scans of a baseline: every covered pool listed and read once",
+            baseline_scans.clone(),
+        );
         for reason in Reason::ALL {
             let _ = policies.get_or_create(&ReasonLabels {
                 reason: reason.as_str().to_owned(),
@@ -202,6 +252,9 @@ impl Default for Metrics {
             leader,
             peak_rate,
             ready_reasons: Mutex::default(),
+            baseline_pools,
+            pool_compliant,
+            baseline_scans,
         }
     }
 }
@@ -277,6 +330,67 @@ impl Metrics {
                 kind: kind.to_owned(),
             })
             .inc();
+    }
+
+    /// The counts of the baseline `name` (`None`: none yet).
+    pub fn baseline_counts(&self, name: &str, counts: Option<&crate::api::baseline::PoolCounts>) {
+        let c = counts.cloned().unwrap_or_default();
+        let values = [
+            c.scanned,
+            c.compliant,
+            c.non_compliant,
+            c.owned_by_policies,
+            c.enforced,
+            c.awaiting_approval,
+            c.conflicts,
+        ];
+        for (state, value) in BASELINE_STATES.iter().zip(values) {
+            self.baseline_pools
+                .get_or_create(&BaselineStateLabels {
+                    baseline: name.to_owned(),
+                    state: (*state).to_owned(),
+                })
+                .set(value);
+        }
+    }
+
+    /// Whether `pool` meets the floor of the baseline `name` (`None`: no longer covered).
+    pub fn pool_compliant(&self, name: &str, pool: &crate::api::baseline::PoolRef, compliant: Option<bool>) {
+        let labels = PoolLabels {
+            baseline: name.to_owned(),
+            region: pool.region.clone(),
+            user_pool_id: pool.user_pool_id.clone(),
+        };
+        match compliant {
+            Some(c) => {
+                self.pool_compliant.get_or_create(&labels).set(i64::from(c));
+            }
+            None => {
+                self.pool_compliant.remove(&labels);
+            }
+        }
+    }
+
+    /// A scan of the baseline `name` completed.
+    pub fn baseline_scanned(&self, name: &str) {
+        self.baseline_scans
+            .get_or_create(&BaselineLabels {
+                baseline: name.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The baseline `name` was deleted: its series go.
+    pub fn baseline_gone(&self, name: &str) {
+        for state in BASELINE_STATES {
+            self.baseline_pools.remove(&BaselineStateLabels {
+                baseline: name.to_owned(),
+                state: state.to_owned(),
+            });
+        }
+        self.baseline_scans.remove(&BaselineLabels {
+            baseline: name.to_owned(),
+        });
     }
 
     /// Whether this instance is the one reconciling.

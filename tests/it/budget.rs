@@ -25,6 +25,7 @@ async fn concurrent_reads_stay_within_the_read_budget() {
         user_pool_id: pool,
         region: "eu-west-1".into(),
         role: None,
+        background: false,
     };
     let reads = (0..12).map(|_| {
         let (cognito, target) = (cognito.clone(), target.clone());
@@ -52,6 +53,7 @@ async fn calls_to_each_account_and_region_share_a_budget() {
             arn: arn.into(),
             external_id: None,
         }),
+        background: false,
     };
     let a = "arn:aws:iam::111111111111:role/a";
     let a2 = "arn:aws:iam::111111111111:role/other";
@@ -128,4 +130,54 @@ async fn cross_account_role_is_assumed_through_sts() {
         .send()
         .await;
     assert!(own.is_err());
+}
+
+/// A baseline's scan (background reads) takes at most half of the read budget, and the policies'
+/// reads keep the rest: queued behind a large scan, they are not served after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scans_take_half_the_read_budget_and_never_starve_policies() {
+    let (scanned, checked) = (moto::create_pool("eu-west-1").await, moto::create_pool("eu-west-1").await);
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    let cognito = Cognito::from_env(Options {
+        endpoint_url: Some(proxy.url.clone()),
+        read_rps: 8.try_into().unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let target = |pool: &str, background: bool| Target {
+        user_pool_id: pool.to_owned(),
+        region: "eu-west-1".into(),
+        role: None,
+        background,
+    };
+    // The scan queues 24 reads first; 8 policy reads come right after.
+    let scan: Vec<_> = (0..24)
+        .map(|_| {
+            let (cognito, t) = (cognito.clone(), target(&scanned, true));
+            tokio::spawn(async move { cognito.get(&t).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let checks: Vec<_> = (0..8)
+        .map(|_| {
+            let (cognito, t) = (cognito.clone(), target(&checked, false));
+            tokio::spawn(async move { cognito.get(&t).await })
+        })
+        .collect();
+    for call in scan.into_iter().chain(checks) {
+        call.await.unwrap().expect("every read succeeds");
+    }
+    let background = proxy.arrivals_for("GetUserPoolMfaConfig", &scanned);
+    let foreground = proxy.arrivals_for("GetUserPoolMfaConfig", &checked);
+    assert_eq!((background.len(), foreground.len()), (24, 8));
+    // The scan never has more than half of the 8 per second.
+    assert!(
+        max_in_window(&background, Duration::from_millis(900)) <= 4,
+        "{background:?}"
+    );
+    // The policies' reads are all served while the scan still has most of its reads to go
+    // (without the share they would queue behind all 24).
+    let last_check = *foreground.iter().max().unwrap();
+    let scanned_before = background.iter().filter(|t| **t < last_check).count();
+    assert!(scanned_before <= 12, "{scanned_before} scan reads went before the last policy read");
 }

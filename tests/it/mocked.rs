@@ -36,6 +36,7 @@ fn target() -> Target {
         user_pool_id: "eu-west-1_AbC123".into(),
         region: "eu-west-1".into(),
         role: None,
+        background: false,
     }
 }
 
