@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Every check and test of the project, as CI runs them: formatting, lints, the Go checks (the
 # Argo CD health check in Argo CD's Lua runtime), the CRD and the chart against Kubernetes'
-# schema, unit tests, integration tests against moto's server, and end-to-end tests of the
-# operator against a real Kubernetes API server and moto, on the newest Kubernetes and again
-# (admission, chart, lifecycle) on the oldest supported one. Everything runs on loopback and is
-# stopped on exit. The last line sums it up: each stage with its time, the tests passed and
-# failed, and the stage that failed if one did; the exit code agrees with it (0 only when
-# everything passed).
+# schema, the chart's alerts with promtool, unit tests, integration tests against moto's server,
+# and end-to-end tests of the operator against a real Kubernetes API server and moto, on the
+# newest Kubernetes and again (admission, chart, lifecycle) on the oldest supported one.
+# Everything runs on loopback and is stopped on exit. The last line sums it up: each stage with
+# its time, the tests passed and failed, and the stage that failed if one did; the exit code
+# agrees with it (0 only when everything passed).
 #
 # The API servers are built from Kubernetes' own Go modules (hack/local-apiserver.sh; the first
 # build takes 6 to 15 minutes per version on 2 cores and is cached). Instead:
@@ -96,12 +96,13 @@ rm -rf "$context/src" && mkdir -p "$context" && cp -r Cargo.toml Cargo.lock src 
 (cd "$context" && CARGO_TARGET_DIR=../../target cargo build --release --locked)
 binary=target/release/cognito-mfa-operator
 "$binary" --help >/dev/null
-"$binary" crd | cmp - crds/cognitomfapolicies.cognitomfa.io.yaml
+"$binary" crd --kind policy | cmp - crds/cognitomfapolicies.cognitomfa.io.yaml
+"$binary" crd --kind baseline | cmp - crds/cognitomfabaselines.cognitomfa.io.yaml
 echo "release binary: $(du -h "$binary" | cut -f1) (stripped)" >&2
 
 phase crd-schema "the CRD against Kubernetes' own schema (1.33 and the newest known)"
 for version in 1.33.0 1.37.0; do
-  hack/pytools.sh run kubernetes-validate --strict --quiet -k "$version" crds/cognitomfapolicies.cognitomfa.io.yaml
+  hack/pytools.sh run kubernetes-validate --strict --quiet -k "$version" crds/cognitomfapolicies.cognitomfa.io.yaml crds/cognitomfabaselines.cognitomfa.io.yaml
 done
 
 phase chart-lint "the chart: helm lint, and what it renders against Kubernetes' schema (1.33, newest)"
@@ -112,10 +113,15 @@ for values in "$chart/values.yaml" "$chart/ci/maximal-values.yaml"; do
   "$HELM" lint --strict "$chart" -f "$values"
   "$HELM" template release "$chart" --namespace operators -f "$values" >"$state/rendered.yaml"
   for version in 1.33.0 1.37.0; do
-    # --quiet keeps failures and warnings: the ServiceMonitor is not a Kubernetes kind.
+    # --quiet keeps failures and warnings: the ServiceMonitor and the PrometheusRule are not
+    # Kubernetes kinds.
     hack/pytools.sh run kubernetes-validate --strict --quiet -k "$version" "$state/rendered.yaml"
   done
 done
+
+phase prometheus-rule "the chart's PrometheusRule: promtool check rules and test rules (tests/promrule/)"
+# promtool is built from Prometheus' Go module (hack/promtool.sh; about 2 minutes the first time).
+hack/promtool.sh check
 
 phase test-build "the test binaries"
 cargo test --locked --no-run

@@ -1,5 +1,6 @@
-// Tests of the Argo CD health check for CognitoMfaPolicy,
-// charts/cognito-mfa-operator/argocd/health.lua.
+// Tests of the Argo CD health check for CognitoMfaPolicy and
+// CognitoMfaBaseline, charts/cognito-mfa-operator/argocd/health.lua (one
+// script for both kinds).
 //
 // The script runs in gopher-lua (the Lua 5.1 in Go that Argo CD embeds, at the
 // version Argo CD pins), in a state set up the way Argo CD sets one up for a
@@ -12,12 +13,14 @@
 // TestHealthCheck runs the script against every fixture listed in
 // health_test.yaml (the format of Argo CD's own health_test.yaml files, plus
 // messageContains), with one subtest per fixture. It also holds the fixtures
-// to the operator: their conditions must be shaped like those src/status.rs
-// writes, with its reasons, and every Ready reason of the operator must have a
-// fixture. TestDocsCopies checks that each copy of the script in
-// docs/argocd.md is the file, byte for byte. TestSandbox shows that the state
-// is as strict as Argo CD's: a script that needs the string or math library,
-// or never ends, fails here as it fails there.
+// to the operator: each must be valid against its kind's CRD in crds/, and its
+// conditions shaped like those the operator writes, with the kind's reasons
+// (src/status.rs, src/status/baseline.rs); every Ready reason of each kind
+// must have a fixture of that kind. TestDocsCopies checks that each copy of
+// the script in docs/argocd.md, under the argocd-cm key of either kind, is the
+// file, byte for byte. TestSandbox shows that the state is as strict as Argo
+// CD's: a script that needs the string or math library, or never ends, fails
+// here as it fails there.
 //
 // Run from this directory: go test ./...
 package argocd
@@ -27,6 +30,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,7 +41,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode"
+	"unicode/utf8"
 
 	lua "github.com/yuin/gopher-lua"
 	"sigs.k8s.io/yaml"
@@ -412,8 +417,38 @@ func hasExactKeys(m map[string]any, required, optional []string) bool {
 	return true
 }
 
+// ---------------------------------------------------------------------------
+// The kinds, as the operator defines them
+// ---------------------------------------------------------------------------
+
+// The version of cognitomfa.io that the fixtures are objects of.
+const apiVersion = "cognitomfa.io/v1alpha1"
+
+// The kinds the script serves: for each, the source of its Ready reasons
+// (the arms of the first `fn as_str(self)` there) and its CRD. A baseline's
+// Stalled condition has one reason that is not a Ready reason: Progressing,
+// while nothing waits on a person (next in src/status/baseline.rs). A
+// policy's Stalled always carries Ready's reason.
+var kindSources = map[string]struct {
+	ReasonsPath, CRDPath string
+	MoreStalledReasons   []string
+}{
+	"CognitoMfaPolicy":   {"src/status.rs", "crds/cognitomfapolicies.cognitomfa.io.yaml", nil},
+	"CognitoMfaBaseline": {"src/status/baseline.rs", "crds/cognitomfabaselines.cognitomfa.io.yaml", []string{"Progressing"}},
+}
+
+// kind is what a fixture of one kind is held to.
+type kind struct {
+	Name           string
+	ReadyReasons   []string // sorted
+	StalledReasons []string
+	Namespaced     bool           // the CRD's scope
+	Schema         map[string]any // the CRD's openAPIV3Schema for v1alpha1
+}
+
 // operatorReasons are the reasons of the operator's Ready condition: the arms
-// `Self::X => "X"` of Reason::as_str in src/status.rs.
+// `Self::X => "X"` of the first `fn as_str(self)` in source (Reason::as_str in
+// src/status.rs, BaselineReason::as_str in src/status/baseline.rs).
 func operatorReasons(source string) []string {
 	fn := regexp.MustCompile(`(?s)fn as_str\(self\).*?\n    \}\n`).FindString(source)
 	var reasons []string
@@ -426,83 +461,311 @@ func operatorReasons(source string) []string {
 	return reasons
 }
 
-// The keys of every condition the operator writes (src/status.rs).
+// crdKind reads a CRD: it must be the CRD of name in cognitomfa.io, with the
+// version of apiVersion.
+func crdKind(name string, data []byte) (*kind, error) {
+	var crd struct {
+		Spec struct {
+			Group string
+			Names struct{ Kind string }
+			Scope string
+			// Versions stay generic: the schema is read as decoded.
+			Versions []map[string]any
+		}
+	}
+	// Not strict: only a few fields of the CRD matter here.
+	if err := yaml.Unmarshal(data, &crd); err != nil {
+		return nil, err
+	}
+	if crd.Spec.Group+"/"+"v1alpha1" != apiVersion || crd.Spec.Names.Kind != name {
+		return nil, fmt.Errorf("not the CRD of %s in %s (group %q, kind %q)", name, apiVersion, crd.Spec.Group, crd.Spec.Names.Kind)
+	}
+	if crd.Spec.Scope != "Namespaced" && crd.Spec.Scope != "Cluster" {
+		return nil, fmt.Errorf("scope %q", crd.Spec.Scope)
+	}
+	for _, v := range crd.Spec.Versions {
+		if v["name"] != "v1alpha1" {
+			continue
+		}
+		schema, _ := v["schema"].(map[string]any)
+		if s, ok := schema["openAPIV3Schema"].(map[string]any); ok {
+			return &kind{Name: name, Namespaced: crd.Spec.Scope == "Namespaced", Schema: s}, nil
+		}
+	}
+	return nil, errors.New("no openAPIV3Schema for v1alpha1")
+}
+
+// loadKinds reads every kind of kindSources from the repository.
+func loadKinds(t *testing.T, root string) map[string]*kind {
+	t.Helper()
+	kinds := map[string]*kind{}
+	for name, src := range kindSources {
+		k, err := crdKind(name, []byte(readFile(t, root, src.CRDPath)))
+		if err != nil {
+			t.Fatalf("%s: %v", src.CRDPath, err)
+		}
+		k.ReadyReasons = operatorReasons(readFile(t, root, src.ReasonsPath))
+		if len(k.ReadyReasons) == 0 {
+			t.Fatalf("no reasons found in %s (as_str moved, or its arms changed shape?)", src.ReasonsPath)
+		}
+		k.StalledReasons = append(slices.Clone(k.ReadyReasons), src.MoreStalledReasons...)
+		kinds[name] = k
+	}
+	return kinds
+}
+
+// ---------------------------------------------------------------------------
+// The CRDs' schemas
+// ---------------------------------------------------------------------------
+
+// checkSchema checks v against a CRD's structural schema s, for the keywords
+// the operator's CRDs use, as the API server would: type, properties (a field
+// the schema does not know is an error: the API server would drop it, so
+// the operator never writes one), required, nullable, enum, items,
+// additionalProperties, x-kubernetes-preserve-unknown-fields, min/maxItems,
+// min/maxLength, pattern, format date-time and the list types set and map.
+// CEL rules (x-kubernetes-validations) are not evaluated. Each problem is
+// appended to errs, with its path.
+func checkSchema(path string, v any, s map[string]any, errs *[]string) {
+	fail := func(format string, args ...any) {
+		where := path
+		if where == "" {
+			where = "(the object)"
+		}
+		*errs = append(*errs, where+": "+fmt.Sprintf(format, args...))
+	}
+	if v == nil {
+		if s["nullable"] != true {
+			fail("null, which the schema does not allow")
+		}
+		return
+	}
+	if enum, ok := s["enum"].([]any); ok && !slices.ContainsFunc(enum, func(e any) bool { return e == v }) {
+		fail("%#v is not one of %v", v, enum)
+	}
+	number := func(key string) (int, bool) {
+		f, ok := s[key].(float64)
+		return int(f), ok
+	}
+	switch s["type"] {
+	case "object":
+		m, ok := v.(map[string]any)
+		if !ok {
+			fail("%T, not an object", v)
+			return
+		}
+		properties, _ := s["properties"].(map[string]any)
+		keys := slices.Sorted(maps.Keys(m))
+		for _, k := range keys {
+			if p, ok := properties[k].(map[string]any); ok {
+				checkSchema(path+"."+k, m[k], p, errs)
+			} else if p, ok := s["additionalProperties"].(map[string]any); ok {
+				checkSchema(path+"."+k, m[k], p, errs)
+			} else if s["x-kubernetes-preserve-unknown-fields"] != true {
+				fail("unknown field %q", k)
+			}
+		}
+		required, _ := s["required"].([]any)
+		for _, r := range required {
+			if _, ok := m[fmt.Sprint(r)]; !ok {
+				fail("missing the required field %q", r)
+			}
+		}
+	case "array":
+		a, ok := v.([]any)
+		if !ok {
+			fail("%T, not an array", v)
+			return
+		}
+		if n, ok := number("minItems"); ok && len(a) < n {
+			fail("%d items, fewer than %d", len(a), n)
+		}
+		if n, ok := number("maxItems"); ok && len(a) > n {
+			fail("%d items, more than %d", len(a), n)
+		}
+		items, _ := s["items"].(map[string]any)
+		seen := map[string]bool{}
+		for i, item := range a {
+			if items != nil {
+				checkSchema(fmt.Sprintf("%s[%d]", path, i), item, items, errs)
+			}
+			var key string
+			switch s["x-kubernetes-list-type"] {
+			case "set":
+				key = fmt.Sprintf("%#v", item)
+			case "map":
+				keys, _ := s["x-kubernetes-list-map-keys"].([]any)
+				for _, k := range keys {
+					key += fmt.Sprintf("%#v;", field(item, fmt.Sprint(k)))
+				}
+			default:
+				continue
+			}
+			if seen[key] {
+				fail("item %d repeats an earlier one (x-kubernetes-list-type %v)", i, s["x-kubernetes-list-type"])
+			}
+			seen[key] = true
+		}
+	case "string":
+		str, ok := v.(string)
+		if !ok {
+			fail("%T, not a string (quote it)", v)
+			return
+		}
+		length := utf8.RuneCountInString(str)
+		if n, ok := number("minLength"); ok && length < n {
+			fail("%d characters, fewer than %d", length, n)
+		}
+		if n, ok := number("maxLength"); ok && length > n {
+			fail("%d characters, more than %d", length, n)
+		}
+		if p, ok := s["pattern"].(string); ok {
+			if re, err := regexp.Compile(p); err != nil {
+				fail("the schema's pattern does not compile: %v", err)
+			} else if !re.MatchString(str) {
+				fail("%q does not match %s", str, p)
+			}
+		}
+		if s["format"] == "date-time" {
+			if _, err := time.Parse(time.RFC3339, str); err != nil {
+				fail("%q is not a date-time: %v", str, err)
+			}
+		}
+	case "integer":
+		if f, ok := v.(float64); !ok || f != math.Trunc(f) {
+			fail("%#v, not an integer", v)
+		}
+	case "number":
+		if _, ok := v.(float64); !ok {
+			fail("%#v, not a number", v)
+		}
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			fail("%#v, not a boolean (true or false, unquoted)", v)
+		}
+	}
+}
+
+// field is m[key] when m is a mapping, else nil.
+func field(m any, key string) any {
+	if mm, ok := m.(map[string]any); ok {
+		return mm[key]
+	}
+	return nil
+}
+
+// checkObject checks obj against the schema of its kind: apiVersion, kind and
+// metadata are the API server's, the rest the CRD's.
+func checkObject(obj map[string]any, k *kind) []string {
+	var errs []string
+	rest := map[string]any{}
+	for key, v := range obj {
+		switch key {
+		case "apiVersion", "kind":
+		case "metadata":
+			if _, ok := v.(map[string]any); !ok {
+				errs = append(errs, "metadata: not a mapping")
+			}
+		default:
+			rest[key] = v
+		}
+	}
+	checkSchema("", rest, k.Schema, &errs)
+	return errs
+}
+
+// ---------------------------------------------------------------------------
+// The fixtures, held to the operator
+// ---------------------------------------------------------------------------
+
+// The keys of every condition the operator writes (set_condition in src/status.rs).
 var conditionKeys = []string{"lastTransitionTime", "message", "observedGeneration", "reason", "status", "type"}
 
-// checkFixture checks that obj is a CognitoMfaPolicy whose conditions are
-// shaped like the operator's: exactly the keys above, status "True", "False"
-// or "Unknown" (a string: an unquoted True is a YAML boolean), and for Ready
-// and Stalled one of the operator's reasons. It returns the Ready condition's
-// reason, or "".
-func checkFixture(obj map[string]any, reasons []string) (string, error) {
-	if obj["apiVersion"] != "cognitomfa.io/v1alpha1" || obj["kind"] != "CognitoMfaPolicy" {
-		return "", errors.New("not a cognitomfa.io/v1alpha1 CognitoMfaPolicy")
+// checkFixture checks that obj is an object of one of kinds that the
+// operator could have written: valid against the kind's CRD (checkObject),
+// with metadata.namespace when the kind is namespaced and none when it is
+// cluster-scoped, and conditions shaped like the operator's: exactly the keys
+// above, status "True", "False" or "Unknown" (a string: an unquoted True is a
+// YAML boolean), and for Ready and Stalled one of the kind's reasons. It
+// returns the kind and the Ready condition's reason, or "".
+func checkFixture(obj map[string]any, kinds map[string]*kind) (k *kind, ready string, err error) {
+	name, _ := obj["kind"].(string)
+	k, ok := kinds[name]
+	if obj["apiVersion"] != apiVersion || !ok {
+		return nil, "", fmt.Errorf("not a %s %s", apiVersion, strings.Join(slices.Sorted(maps.Keys(kinds)), " or "))
 	}
-	var status map[string]any
-	switch s := obj["status"].(type) {
-	case nil:
-	case map[string]any:
-		status = s
-	default:
-		return "", errors.New("status is not a mapping")
+	if errs := checkObject(obj, k); len(errs) > 0 {
+		return nil, "", fmt.Errorf("not valid against the CRD of %s:\n  %s", name, strings.Join(errs, "\n  "))
+	}
+	namespace, _ := field(obj["metadata"], "namespace").(string)
+	if k.Namespaced && namespace == "" {
+		return nil, "", fmt.Errorf("%s is namespaced: metadata.namespace is missing", name)
+	}
+	if !k.Namespaced && field(obj["metadata"], "namespace") != nil {
+		return nil, "", fmt.Errorf("%s is cluster-scoped: it has no metadata.namespace", name)
 	}
 	var conditions []any
-	switch c := status["conditions"].(type) {
+	switch status := obj["status"].(type) {
 	case nil:
-	case []any:
-		conditions = c
+	case map[string]any:
+		switch c := status["conditions"].(type) {
+		case nil:
+		case []any:
+			conditions = c
+		default:
+			return nil, "", errors.New("status.conditions is not a list")
+		}
 	default:
-		return "", errors.New("status.conditions is not a list")
+		return nil, "", errors.New("status is not a mapping")
 	}
-	ready := ""
 	for i, item := range conditions {
 		c, ok := item.(map[string]any)
 		if !ok {
-			return "", fmt.Errorf("status.conditions[%d] is not a mapping", i)
+			return nil, "", fmt.Errorf("status.conditions[%d] is not a mapping", i)
 		}
 		st, _ := c["status"].(string)
 		if !hasExactKeys(c, conditionKeys, nil) || !slices.Contains([]string{"True", "False", "Unknown"}, st) {
-			return "", fmt.Errorf("condition %v is not shaped like the operator's (%s; status a quoted \"True\"/\"False\"/\"Unknown\")",
+			return nil, "", fmt.Errorf("condition %v is not shaped like the operator's (%s; status a quoted \"True\"/\"False\"/\"Unknown\")",
 				c["type"], strings.Join(conditionKeys, ", "))
 		}
 		typ, _ := c["type"].(string)
 		reason, _ := c["reason"].(string)
-		if (typ == "Ready" || typ == "Stalled") && !slices.Contains(reasons, reason) {
-			return "", fmt.Errorf("%s reason %v is not one of the operator's (%s)", typ, c["reason"], reasonsPath)
+		if typ == "Ready" && !slices.Contains(k.ReadyReasons, reason) {
+			return nil, "", fmt.Errorf("Ready reason %v is not one of the operator's for %s (%s)", c["reason"], name, kindSources[name].ReasonsPath)
+		}
+		if typ == "Stalled" && !slices.Contains(k.StalledReasons, reason) {
+			return nil, "", fmt.Errorf("Stalled reason %v is not one of the operator's for %s (%s)", c["reason"], name, strings.Join(k.StalledReasons, ", "))
 		}
 		if typ == "Ready" {
 			ready = reason
 		}
 	}
-	return ready, nil
+	return k, ready, nil
 }
 
 // loadFixture reads the object of a test and checks it (checkFixture).
-func loadFixture(root string, test healthTest, reasons []string) (obj map[string]any, ready string, err error) {
+func loadFixture(root string, test healthTest, kinds map[string]*kind) (obj map[string]any, k *kind, ready string, err error) {
 	path := filepath.Join(filepath.Dir(testsPath), test.InputPath)
 	data, err := os.ReadFile(filepath.Join(root, path))
 	if err == nil {
 		err = decodeYAML(data, &obj)
 	}
 	if err == nil {
-		ready, err = checkFixture(obj, reasons)
+		k, ready, err = checkFixture(obj, kinds)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
+		return nil, nil, "", fmt.Errorf("%s: %w", path, err)
 	}
-	return obj, ready, nil
+	return obj, k, ready, nil
 }
 
 // TestHealthCheck runs health.lua against every fixture of health_test.yaml
 // (one subtest each, named by its inputPath), and checks that every Ready
-// reason of the operator has a fixture.
+// reason of each kind has a fixture of that kind.
 func TestHealthCheck(t *testing.T) {
 	root := repoRoot(t)
 	script := readFile(t, root, scriptPath)
-	reasons := operatorReasons(readFile(t, root, reasonsPath))
-	if len(reasons) == 0 {
-		t.Fatalf("no reasons found in %s (Reason::as_str moved, or its arms changed shape?)", reasonsPath)
-	}
+	kinds := loadKinds(t, root)
 	tests, err := parseHealthTests([]byte(readFile(t, root, testsPath)))
 	if err != nil {
 		t.Fatalf("%s: %v", testsPath, err)
@@ -510,7 +773,7 @@ func TestHealthCheck(t *testing.T) {
 
 	for _, test := range tests {
 		t.Run(test.InputPath, func(t *testing.T) {
-			obj, _, err := loadFixture(root, test, reasons)
+			obj, _, _, err := loadFixture(root, test, kinds)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -528,88 +791,105 @@ func TestHealthCheck(t *testing.T) {
 		})
 	}
 
-	t.Run(fmt.Sprintf("every Ready reason of %s has a fixture", reasonsPath), func(t *testing.T) {
-		covered := map[string]bool{}
-		for _, test := range tests {
-			// A fixture that does not load fails its own subtest.
-			if _, ready, err := loadFixture(root, test, reasons); err == nil {
-				covered[ready] = true
+	covered := map[string]map[string]bool{}
+	for _, test := range tests {
+		// A fixture that does not load fails its own subtest.
+		if _, k, ready, err := loadFixture(root, test, kinds); err == nil {
+			if covered[k.Name] == nil {
+				covered[k.Name] = map[string]bool{}
 			}
+			covered[k.Name][ready] = true
 		}
-		var missing []string
-		for _, r := range reasons {
-			if !covered[r] {
-				missing = append(missing, r)
+	}
+	for _, name := range slices.Sorted(maps.Keys(kinds)) {
+		k := kinds[name]
+		t.Run(fmt.Sprintf("every Ready reason of %s has a fixture", name), func(t *testing.T) {
+			var missing []string
+			for _, r := range k.ReadyReasons {
+				if !covered[name][r] {
+					missing = append(missing, r)
+				}
 			}
-		}
-		if len(missing) > 0 {
-			t.Errorf("no fixture in %s has a Ready condition with reason %s (of %d: %s)",
-				testsPath, strings.Join(missing, ", "), len(reasons), strings.Join(reasons, ", "))
-		}
-	})
+			if len(missing) > 0 {
+				t.Errorf("no %s in %s has a Ready condition with reason %s (of %d in %s: %s)", name, testsPath,
+					strings.Join(missing, ", "), len(k.ReadyReasons), kindSources[name].ReasonsPath, strings.Join(k.ReadyReasons, ", "))
+			}
+		})
+	}
 }
 
 // ---------------------------------------------------------------------------
 // The copies in the docs
 // ---------------------------------------------------------------------------
 
-// argocdCmKey is the line that opens a copy of the script in the docs: the
-// argocd-cm key, with a literal block.
-var argocdCmKey = regexp.MustCompile(`^(\s*)resource\.customizations\.health\.cognitomfa\.io_CognitoMfaPolicy: \|\s*$`)
+// healthKey is an argocd-cm key of a health check for a kind of cognitomfa.io.
+var healthKey = regexp.MustCompile(`^resource\.customizations\.health\.cognitomfa\.io_(\w+)$`)
+
+// A fence that opens a YAML code block, and its indentation.
+var yamlFence = regexp.MustCompile("^(\\s*)```ya?ml\\s*$")
 
 type docCopy struct {
-	Line int // of the key, counting from 1
-	Text string
+	Line int    // of the opening fence of its code block, counting from 1
+	Kind string // of its key
+	Text string // the key's value
 }
 
-func indentOf(line string) int {
-	return len(line) - len(strings.TrimLeftFunc(line, unicode.IsSpace))
-}
-
-func isBlank(line string) bool {
-	return strings.TrimSpace(line) == ""
-}
-
-// docCopies returns the block under each argocd-cm key in doc, as YAML reads
-// it: the lines indented deeper than the key, less their common indentation,
-// trailing blank lines dropped and one final newline kept (clip chomping).
-func docCopies(doc string) []docCopy {
+// docCopies returns the value of every health check key (healthKey) in the
+// YAML code blocks of doc, as a YAML reader gets it: block scalars with their
+// indentation and chomping, anchors and aliases expanded. Keys are found at
+// any depth: argocd-cm's data, or configs.cm of Argo CD's Helm values. A
+// block that has such a key but is not YAML, or a key whose value is not a
+// string, is an error.
+func docCopies(doc string) ([]docCopy, error) {
 	lines := strings.Split(doc, "\n")
 	var copies []docCopy
-	for n, line := range lines {
-		m := argocdCmKey.FindStringSubmatch(line)
+	for n := 0; n < len(lines); n++ {
+		m := yamlFence.FindStringSubmatch(lines[n])
 		if m == nil {
 			continue
 		}
-		keyIndent := len(m[1])
-		var block []string
-		for _, body := range lines[n+1:] {
-			if !isBlank(body) && indentOf(body) <= keyIndent {
-				break
+		start, indent := n+1, m[1]
+		var block strings.Builder
+		for n++; n < len(lines) && strings.TrimSpace(lines[n]) != "```"; n++ {
+			block.WriteString(strings.TrimPrefix(lines[n], indent))
+			block.WriteString("\n")
+		}
+		if !strings.Contains(block.String(), "resource.customizations.health.cognitomfa.io_") {
+			continue
+		}
+		var v any
+		if err := decodeYAML([]byte(block.String()), &v); err != nil {
+			return nil, fmt.Errorf("the code block at line %d: %w", start, err)
+		}
+		var walk func(v any) error
+		walk = func(v any) error {
+			switch v := v.(type) {
+			case map[string]any:
+				for _, key := range slices.Sorted(maps.Keys(v)) {
+					if m := healthKey.FindStringSubmatch(key); m != nil {
+						text, ok := v[key].(string)
+						if !ok {
+							return fmt.Errorf("the code block at line %d: %s is not a string", start, key)
+						}
+						copies = append(copies, docCopy{Line: start, Kind: m[1], Text: text})
+					} else if err := walk(v[key]); err != nil {
+						return err
+					}
+				}
+			case []any:
+				for _, item := range v {
+					if err := walk(item); err != nil {
+						return err
+					}
+				}
 			}
-			block = append(block, body)
+			return nil
 		}
-		for len(block) > 0 && isBlank(block[len(block)-1]) {
-			block = block[:len(block)-1]
+		if err := walk(v); err != nil {
+			return nil, err
 		}
-		indent := -1
-		for _, b := range block {
-			if !isBlank(b) && (indent < 0 || indentOf(b) < indent) {
-				indent = indentOf(b)
-			}
-		}
-		indent = max(indent, 0)
-		var text strings.Builder
-		for _, b := range block {
-			text.WriteString(b[min(indent, len(b)):])
-			text.WriteString("\n")
-		}
-		if len(block) == 0 {
-			text.WriteString("\n")
-		}
-		copies = append(copies, docCopy{Line: n + 1, Text: text.String()})
 	}
-	return copies
+	return copies, nil
 }
 
 // firstDifference describes the first line where two texts differ.
@@ -629,20 +909,29 @@ func firstDifference(doc, file string) string {
 }
 
 // TestDocsCopies checks that every copy of the script in docs/argocd.md is
-// the file, byte for byte, and that there is at least one.
+// the file, byte for byte, that each is under the key of a kind the script
+// serves, and that each kind has one.
 func TestDocsCopies(t *testing.T) {
 	root := repoRoot(t)
 	script := readFile(t, root, scriptPath)
-	copies := docCopies(readFile(t, root, docPath))
-	if len(copies) == 0 {
-		t.Fatalf("%s has no copy of the script under the argocd-cm key", docPath)
+	copies, err := docCopies(readFile(t, root, docPath))
+	if err != nil {
+		t.Fatalf("%s: %v", docPath, err)
 	}
 	for _, c := range copies {
-		t.Run(fmt.Sprintf("%s:%d", docPath, c.Line), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s:%d %s", docPath, c.Line, c.Kind), func(t *testing.T) {
+			if _, ok := kindSources[c.Kind]; !ok {
+				t.Errorf("the key of a kind the script does not serve: %s", c.Kind)
+			}
 			if c.Text != script {
 				t.Errorf("not a copy of %s: %s", scriptPath, firstDifference(c.Text, script))
 			}
 		})
+	}
+	for _, name := range slices.Sorted(maps.Keys(kindSources)) {
+		if !slices.ContainsFunc(copies, func(c docCopy) bool { return c.Kind == name }) {
+			t.Errorf("%s has no copy of the script under resource.customizations.health.cognitomfa.io_%s in a YAML code block", docPath, name)
+		}
 	}
 }
 
@@ -748,38 +1037,164 @@ func TestStrictFormat(t *testing.T) {
 		}
 	})
 
-	reasons := []string{"InSync"}
-	condition := "apiVersion: cognitomfa.io/v1alpha1\nkind: CognitoMfaPolicy\nstatus:\n  conditions:\n  - type: Ready\n" +
-		"    lastTransitionTime: 2025-05-20T09:12:46Z\n    message: m\n    observedGeneration: 1\n"
-	fixtures := map[string]string{
-		"an unquoted True":    condition + "    reason: InSync\n    status: True\n",
-		"a key too many":      condition + "    reason: InSync\n    status: \"True\"\n    extra: x\n",
-		"an unknown reason":   condition + "    reason: AllGood\n    status: \"True\"\n",
-		"another kind":        "apiVersion: v1\nkind: ConfigMap\n",
-		"conditions not list": "apiVersion: cognitomfa.io/v1alpha1\nkind: CognitoMfaPolicy\nstatus:\n  conditions: {}\n",
+	open := map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+	kinds := map[string]*kind{
+		"CognitoMfaPolicy": {Name: "CognitoMfaPolicy", ReadyReasons: []string{"InSync"},
+			StalledReasons: []string{"InSync"}, Namespaced: true, Schema: open},
+		"CognitoMfaBaseline": {Name: "CognitoMfaBaseline", ReadyReasons: []string{"Compliant"},
+			StalledReasons: []string{"Compliant", "Progressing"}, Schema: open},
 	}
-	for name, doc := range fixtures {
+	cond := func(typ, reason, status string) string {
+		return "  - type: " + typ + "\n    lastTransitionTime: 2025-05-20T09:12:46Z\n    message: m\n    observedGeneration: 1\n" +
+			"    reason: " + reason + "\n    status: " + status + "\n"
+	}
+	policy := "apiVersion: cognitomfa.io/v1alpha1\nkind: CognitoMfaPolicy\nmetadata:\n  namespace: identity\nstatus:\n  conditions:\n"
+	baseline := "apiVersion: cognitomfa.io/v1alpha1\nkind: CognitoMfaBaseline\nmetadata:\n  name: floor\nstatus:\n  conditions:\n"
+	// A schema that knows status.conditions, and nothing else of status.
+	strict := map[string]*kind{}
+	for name, k := range kinds {
+		s := *k
+		s.Schema = map[string]any{"type": "object", "properties": map[string]any{
+			"metadata": open,
+			"status": map[string]any{"type": "object", "properties": map[string]any{
+				"conditions": map[string]any{"type": "array"}}}}}
+		strict[name] = &s
+	}
+	fixtures := map[string]struct {
+		doc, err string
+		kinds    map[string]*kind
+	}{
+		"an unquoted True":      {policy + cond("Ready", "InSync", "True"), "not shaped like the operator's", kinds},
+		"a key too many":        {policy + cond("Ready", "InSync", `"True"`) + "    extra: x\n", "not shaped like the operator's", kinds},
+		"an unknown reason":     {policy + cond("Ready", "AllGood", `"True"`), "Ready reason AllGood", kinds},
+		"another kind's reason": {policy + cond("Ready", "Compliant", `"True"`), "Ready reason Compliant", kinds},
+		"a Stalled reason of baselines only": {policy + cond("Ready", "InSync", `"True"`) + cond("Stalled", "Progressing", `"False"`),
+			"Stalled reason Progressing", kinds},
+		"another kind":                  {"apiVersion: v1\nkind: ConfigMap\n", "not a cognitomfa.io/v1alpha1", kinds},
+		"another version":               {strings.Replace(policy, "v1alpha1", "v1", 1), "not a cognitomfa.io/v1alpha1", kinds},
+		"conditions not list":           {strings.TrimSuffix(policy, "\n") + " {}\n", "status.conditions is not a list", kinds},
+		"a policy without a namespace":  {strings.Replace(policy, "namespace: identity", "name: p", 1), "metadata.namespace is missing", kinds},
+		"a baseline with a namespace":   {strings.Replace(baseline, "name: floor", "namespace: identity", 1), "cluster-scoped", kinds},
+		"a field the CRD does not know": {policy + cond("Ready", "InSync", `"True"`) + "  phase: Ready\n", `.status: unknown field "phase"`, strict},
+	}
+	for name, f := range fixtures {
 		t.Run("fixture with "+name, func(t *testing.T) {
 			var obj map[string]any
-			if err := decodeYAML([]byte(doc), &obj); err != nil {
+			if err := decodeYAML([]byte(f.doc), &obj); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := checkFixture(obj, reasons); err == nil {
-				t.Error("accepted")
+			if _, _, err := checkFixture(obj, f.kinds); err == nil || !strings.Contains(err.Error(), f.err) {
+				t.Errorf("got error %v, want one with %q", err, f.err)
 			}
 		})
 	}
-	t.Run("a fixture shaped like the operator's", func(t *testing.T) {
-		var obj map[string]any
-		if err := decodeYAML([]byte(condition+"    reason: InSync\n    status: \"True\"\n"), &obj); err != nil {
+	good := map[string]struct{ doc, kind, ready string }{
+		"a policy":   {policy + cond("Ready", "InSync", `"True"`) + cond("Stalled", "InSync", `"False"`), "CognitoMfaPolicy", "InSync"},
+		"a baseline": {baseline + cond("Ready", "Compliant", `"True"`) + cond("Stalled", "Progressing", `"False"`), "CognitoMfaBaseline", "Compliant"},
+	}
+	for name, g := range good {
+		t.Run(name+" shaped like the operator's", func(t *testing.T) {
+			var obj map[string]any
+			if err := decodeYAML([]byte(g.doc), &obj); err != nil {
+				t.Fatal(err)
+			}
+			if k, ready, err := checkFixture(obj, kinds); err != nil || k.Name != g.kind || ready != g.ready {
+				t.Errorf("got %v, %q, %v", k, ready, err)
+			}
+		})
+	}
+
+	t.Run("the schema", func(t *testing.T) {
+		var schema map[string]any
+		err := decodeYAML([]byte(`
+type: object
+required: [spec]
+properties:
+  spec:
+    type: object
+    required: [regions]
+    properties:
+      regions:
+        type: array
+        minItems: 1
+        maxItems: 2
+        x-kubernetes-list-type: set
+        items: {type: string, pattern: "^[a-z]{2}(-[a-z]+)+-[0-9]+$"}
+      action: {type: string, enum: [Report, Enforce]}
+      name: {type: string, nullable: true, minLength: 2, maxLength: 3}
+      count: {type: integer}
+      enabled: {type: boolean}
+      at: {type: string, format: date-time}
+      labels: {type: object, additionalProperties: {type: string}}
+      extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+      conditions:
+        type: array
+        x-kubernetes-list-type: map
+        x-kubernetes-list-map-keys: [type]
+        items: {type: object, properties: {type: {type: string}, status: {type: string}}}
+`), &schema)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if ready, err := checkFixture(obj, reasons); err != nil || ready != "InSync" {
-			t.Errorf("got %q, %v", ready, err)
+		valid := "spec:\n  regions: [eu-west-1, us-east-1]\n  action: Enforce\n  name: null\n  count: 3\n  enabled: true\n" +
+			"  at: 2025-05-20T09:12:46Z\n  labels: {a: b}\n  extra: {anything: [1]}\n  conditions: [{type: Ready}, {type: Synced}]\n"
+		check := func(doc string) []string {
+			var v any
+			if err := decodeYAML([]byte(doc), &v); err != nil {
+				t.Fatal(err)
+			}
+			var errs []string
+			checkSchema("", v, schema, &errs)
+			return errs
+		}
+		if errs := check(valid); len(errs) != 0 {
+			t.Errorf("valid: got %v", errs)
+		}
+		bad := map[string]struct{ replace, with, err string }{
+			"an unknown field":              {"  enabled: true\n", "  enabled: true\n  disabled: true\n", `.spec: unknown field "disabled"`},
+			"a missing required field":      {"  regions: [eu-west-1, us-east-1]\n", "", `.spec: missing the required field "regions"`},
+			"a value not in the enum":       {"Enforce", "Audit", `.spec.action: "Audit" is not one of`},
+			"null where it is not nullable": {"action: Enforce", "action: null", ".spec.action: null"},
+			"too long":                      {"name: null", "name: abcd", ".spec.name: 4 characters, more than 3"},
+			"too short":                     {"name: null", "name: a", ".spec.name: 1 characters, fewer than 2"},
+			"too many items":                {"[eu-west-1, us-east-1]", "[eu-west-1, us-east-1, us-west-2]", ".spec.regions: 3 items, more than 2"},
+			"no items":                      {"[eu-west-1, us-east-1]", "[]", ".spec.regions: 0 items, fewer than 1"},
+			"a pattern not matched":         {"us-east-1]", "Ireland]", `.spec.regions[1]: "Ireland" does not match`},
+			"a set with a repeat":           {"[eu-west-1, us-east-1]", "[eu-west-1, eu-west-1]", ".spec.regions: item 1 repeats"},
+			"a map list with a repeat":      {"{type: Synced}", "{type: Ready, status: x}", ".spec.conditions: item 1 repeats"},
+			"not an integer":                {"count: 3", "count: 3.5", ".spec.count: 3.5, not an integer"},
+			"a quoted boolean":              {"enabled: true", `enabled: "true"`, ".spec.enabled: \"true\", not a boolean"},
+			"not a date-time":               {"at: 2025-05-20T09:12:46Z", "at: 2025-05-20", ".spec.at: \"2025-05-20\" is not a date-time"},
+			"a map value of a wrong type":   {"{a: b}", "{a: 1}", ".spec.labels.a: float64, not a string"},
+			"not an object":                 {"spec:\n", "spec: 1\nx:\n", ".spec: float64, not an object"},
+		}
+		for name, b := range bad {
+			doc := strings.Replace(valid, b.replace, b.with, 1)
+			if doc == valid {
+				t.Fatalf("%s: %q is not in the valid document", name, b.replace)
+			}
+			errs := check(doc)
+			if !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, b.err) }) {
+				t.Errorf("%s: got %q, want an error with %q", name, errs, b.err)
+			}
 		}
 	})
 
-	t.Run("reasons from Reason::as_str", func(t *testing.T) {
+	t.Run("a CRD of another kind", func(t *testing.T) {
+		crd := "spec:\n  group: cognitomfa.io\n  names: {kind: CognitoMfaPolicy}\n  scope: Namespaced\n" +
+			"  versions:\n  - name: v1alpha1\n    schema:\n      openAPIV3Schema: {type: object}\n"
+		if k, err := crdKind("CognitoMfaPolicy", []byte(crd)); err != nil || !k.Namespaced {
+			t.Errorf("the right kind: got %+v, %v", k, err)
+		}
+		if _, err := crdKind("CognitoMfaBaseline", []byte(crd)); err == nil {
+			t.Error("accepted the CRD of CognitoMfaPolicy for CognitoMfaBaseline")
+		}
+		if _, err := crdKind("CognitoMfaPolicy", []byte(strings.Replace(crd, "v1alpha1", "v1", 1))); err == nil {
+			t.Error("accepted a CRD without v1alpha1")
+		}
+	})
+
+	t.Run("reasons from as_str", func(t *testing.T) {
 		src := "impl Reason {\n    pub fn as_str(self) -> &'static str {\n        match self {\n" +
 			"            Self::B => \"B\",\n            Self::A => \"A\",\n        }\n    }\n\n    fn other() { Self::C => \"C\" }\n"
 		if got := operatorReasons(src); !slices.Equal(got, []string{"A", "B"}) {
@@ -791,10 +1206,27 @@ func TestStrictFormat(t *testing.T) {
 	})
 
 	t.Run("copies in the docs", func(t *testing.T) {
-		doc := "x:\n  resource.customizations.health.cognitomfa.io_CognitoMfaPolicy: |\n    a\n\n      b\n\n  other: 1\n"
-		got := docCopies(doc)
-		if len(got) != 1 || got[0].Line != 2 || got[0].Text != "a\n\n  b\n" {
-			t.Errorf("got %+v", got)
+		const key = "resource.customizations.health.cognitomfa.io_"
+		doc := "text\n```yaml\nx:\n  " + key + "CognitoMfaPolicy: &h |\n    a\n\n      b\n\n  " + key + "CognitoMfaBaseline: *h\n  other: 1\n```\n" +
+			"\n  ```yaml\n  configs:\n    cm:\n      " + key + "CognitoMfaPolicy: |\n        c\n  ```\n" +
+			"```sh\n" + key + "CognitoMfaPolicy=file\n```\n```yaml\nno: key\n```\n"
+		got, err := docCopies(doc)
+		want := []docCopy{
+			{2, "CognitoMfaBaseline", "a\n\n  b\n"},
+			{2, "CognitoMfaPolicy", "a\n\n  b\n"},
+			{13, "CognitoMfaPolicy", "c\n"},
+		}
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("got %+v, %v; want %+v", got, err, want)
+		}
+		for name, doc := range map[string]string{
+			"not YAML":         "```yaml\n" + key + "CognitoMfaPolicy: |\n a\nb: [\n```\n",
+			"not a string":     "```yaml\n" + key + "CognitoMfaPolicy: {a: 1}\n```\n",
+			"a duplicated key": "```yaml\n" + key + "CognitoMfaPolicy: a\n" + key + "CognitoMfaPolicy: b\n```\n",
+		} {
+			if got, err := docCopies(doc); err == nil {
+				t.Errorf("%s: accepted: %+v", name, got)
+			}
 		}
 	})
 }

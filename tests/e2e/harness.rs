@@ -84,7 +84,8 @@ pub fn kubectl_run(args: &[&str], stdin: Option<&str>) -> (bool, String, String)
 /// not to the pod's own), and dummy AWS credentials.
 pub fn operator_command() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cognito-mfa-operator"));
-    cmd.arg("run");
+    // Baselines are cluster-scoped: only the tests of baselines run their controller.
+    cmd.args(["run", "--baselines", "false"]);
     match std::env::var("KUBECONFIG") {
         // One file: named on the command line. A list: the binary reads KUBECONFIG itself.
         Ok(path) if !path.is_empty() && !path.contains(':') => {
@@ -132,6 +133,7 @@ pub async fn ensure_crd(client: &Client) {
             .await
             .unwrap();
         wait_established(client, &cognito_mfa_operator::api::crd().name_any()).await;
+        wait_established(client, &cognito_mfa_operator::api::baseline::crd().name_any()).await;
         // The API server needs a moment to serve a new resource after it is established.
         let policies: Api<CognitoMfaPolicy> = Api::all(client.clone());
         wait(Duration::from_secs(60), "the CRD to be served", || async {
@@ -364,6 +366,9 @@ pub struct OperatorConfig {
     pub lease: Option<LeaseSettings>,
     /// Watch every policy in scope, not only those labelled for this run (with `namespace`).
     pub unlabelled: bool,
+    /// Run the baseline controller too (baselines are cluster-scoped: only the tests of
+    /// baselines run it, so that no other test's operator acts on their pools).
+    pub baselines: bool,
 }
 
 impl OperatorConfig {
@@ -380,6 +385,7 @@ impl OperatorConfig {
             budget: (50, 50),
             lease: None,
             unlabelled: false,
+            baselines: false,
         }
     }
 }
@@ -416,6 +422,7 @@ impl Operator {
                 .lease
                 .as_ref()
                 .map_or_else(|| config.run.clone(), |l| l.identity.clone()),
+            baselines: config.baselines,
             ..Settings::default()
         };
         let shutdown = CancellationToken::new();

@@ -7,6 +7,7 @@ mod support;
 mod harness;
 
 mod admission;
+mod baseline;
 mod chart;
 mod deletion;
 mod faults;

@@ -19,6 +19,19 @@ fn committed_crd_matches_the_rust_types() {
 }
 
 #[test]
+fn committed_baseline_crd_matches_the_rust_types() {
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/cognitomfabaselines.cognitomfa.io.yaml"
+    ))
+    .expect("crds/cognitomfabaselines.cognitomfa.io.yaml exists");
+    assert!(
+        committed == api::baseline_crd_yaml(),
+        "crds/ is out of date: run `cargo run -- crd --kind baseline > crds/cognitomfabaselines.cognitomfa.io.yaml`"
+    );
+}
+
+#[test]
 fn crd_names_columns_and_subresources() {
     let crd = api::crd();
     let names = &crd.spec.names;
@@ -147,5 +160,8 @@ fn crd_command_prints_the_committed_crd() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), api::crd_yaml());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{}{}", api::crd_yaml(), api::baseline_crd_yaml())
+    );
 }

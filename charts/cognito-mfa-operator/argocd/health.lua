@@ -1,16 +1,20 @@
--- Argo CD health check for CognitoMfaPolicy (cognitomfa.io/v1alpha1).
+-- Argo CD health check for CognitoMfaPolicy and CognitoMfaBaseline
+-- (cognitomfa.io/v1alpha1): one script for both kinds, installed under the
+-- key of each.
 --
 -- This file is the source: docs/argocd.md shows how to install it, and
 -- the Go test in tests/argocd/ runs it in gopher-lua, set up as Argo CD sets
--- up a health check, against the fixtures there, and checks that the copy in
--- the docs is identical.
+-- up a health check, against the fixtures there, and checks that the copies in
+-- the docs are identical.
 --
--- The operator's status (src/status.rs) has observedGeneration and three
--- conditions: Ready (the pool matches the policy, or the reason why not),
--- Synced (the last exchange with AWS worked) and Stalled (the policy waits on
--- a person: a spec fix, a permission, an approval). Synced is not used: a
--- failed or throttled AWS call leaves a Ready policy Ready, and health is
--- about the pool matching the policy.
+-- The status of both kinds has observedGeneration and three conditions:
+-- Ready, Synced (the last exchange with AWS worked) and Stalled (waiting on a
+-- person: a spec fix, a permission, an approval). A policy's Ready
+-- (src/status.rs) says whether its pool matches the policy, or why not. A
+-- baseline's Ready (src/status/baseline.rs) says whether every pool it covers
+-- meets its floor (Compliant), or why not. Synced is not used, but for a
+-- message: a failed or throttled AWS call leaves a Ready policy or baseline
+-- Ready, and health is about the pools.
 --
 -- Argo CD runs this in gopher-lua with only the package, base and table
 -- libraries (a reduced os only through require): no string or math library,
@@ -65,6 +69,7 @@ local function describe(c)
   return reason or message
 end
 
+local baseline = field(obj, "kind") == "CognitoMfaBaseline"
 local status = field(obj, "status")
 -- tonumber: Argo CD hands numbers over as numbers, but a string would do too.
 -- Without metadata.generation (not from an API server) there is nothing to
@@ -74,8 +79,8 @@ local observed = tonumber(field(status, "observedGeneration"))
 
 -- Right after a sync the object still carries the status of the previous
 -- spec (or none): its Ready says nothing about the new spec yet. Without
--- this check Argo CD would call a policy Healthy before the operator has
--- even looked at the change.
+-- this check Argo CD would call a policy or baseline Healthy before the
+-- operator has even looked at the change.
 if observed == nil or (generation ~= nil and observed < generation) then
   hs.status = "Progressing"
   if generation == nil then
@@ -91,13 +96,42 @@ end
 
 local conditions = field(status, "conditions")
 local ready = condition(conditions, "Ready")
+local synced = condition(conditions, "Synced")
 local stalled = condition(conditions, "Stalled")
+local reason = field(ready, "reason")
 
--- The pool matches the policy (InSync, Applied, DriftCorrected). It stays
--- Ready through a passing AWS failure (Synced False), so it stays Healthy.
+-- A baseline stalls for a reason of its Ready (InvalidSpec, AccessDenied,
+-- AwaitingApproval), or, after a complete scan, because listing the pools is
+-- denied: Ready then keeps the verdict of the pools read (Compliant,
+-- NonCompliant), Stalled repeats it, and Synced says what failed. The
+-- operator retries, but the permission will not come back by itself:
+-- Degraded, even when the verdict is Compliant.
+if baseline and isTrue(stalled) and reason ~= "InvalidSpec" and reason ~= "AccessDenied"
+    and reason ~= "AwaitingApproval" then
+  local failed = nil
+  if field(synced, "status") == "False" then
+    failed = describe(synced)
+  end
+  local verdict = describe(ready)
+  hs.status = "Degraded"
+  if failed ~= nil and verdict ~= nil then
+    hs.message = failed .. " (last verdict: " .. verdict .. ")"
+  else
+    hs.message = failed or verdict or describe(stalled) or "Waiting on a person"
+  end
+  return hs
+end
+
+-- The pool matches the policy (InSync, Applied, DriftCorrected), or every
+-- pool the baseline covers meets its floor (Compliant). It stays Ready
+-- through a passing AWS failure (Synced False), so it stays Healthy.
 if isTrue(ready) then
+  local fallback = "The user pool matches the policy"
+  if baseline then
+    fallback = "Every covered pool meets the floor"
+  end
   hs.status = "Healthy"
-  hs.message = text(field(ready, "message")) or describe(ready) or "The user pool matches the policy"
+  hs.message = text(field(ready, "message")) or describe(ready) or fallback
   return hs
 end
 
@@ -112,9 +146,20 @@ if isTrue(stalled) then
   return hs
 end
 
+-- Pools below a baseline's floor that the baseline does not correct: action
+-- Report, pools that policies or an older baseline own, writes that failed.
+-- Not stalled (the next scan may find them fixed), but the floor is not met
+-- and nothing here will meet it: Degraded. Ready's message counts them;
+-- status.nonCompliant says why, pool by pool.
+if baseline and reason == "NonCompliant" then
+  hs.status = "Degraded"
+  hs.message = describe(ready)
+  return hs
+end
+
 -- Not ready but not stuck either: throttled or unavailable AWS (retried with
 -- backoff), an SMS role still propagating, drift that is reported but not
--- corrected, or no Ready condition yet.
+-- corrected, a baseline's first scan under way, or no Ready condition yet.
 hs.status = "Progressing"
 hs.message = describe(ready) or "Waiting for the operator to report readiness"
 return hs

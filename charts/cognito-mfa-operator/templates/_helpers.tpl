@@ -43,3 +43,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "cmo.leaderElection" -}}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{- end }}
 {{- end }}
+
+{{/*
+"true" when the baseline controller runs: baselines.enabled, on a release that watches every
+namespace (baselines are cluster-scoped and must know every policy); else empty.
+*/}}
+{{- define "cmo.baselines" -}}
+{{- if and .Values.baselines.enabled (eq .Values.watch.namespace "") }}true{{- end }}
+{{- end }}

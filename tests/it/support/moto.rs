@@ -146,3 +146,43 @@ fn form_urlencoded(s: &str) -> String {
         })
         .collect()
 }
+
+/// Creates a user pool named `name` in `region` and returns its ID.
+pub async fn create_named_pool(region: &str, name: &str) -> String {
+    let out = client(region)
+        .await
+        .create_user_pool()
+        .pool_name(name)
+        .send()
+        .await
+        .expect("moto creates a pool");
+    out.user_pool.and_then(|p| p.id).expect("a new pool has an ID")
+}
+
+/// Deletes a user pool.
+pub async fn delete_pool(region: &str, pool: &str) {
+    client(region)
+        .await
+        .delete_user_pool()
+        .user_pool_id(pool)
+        .send()
+        .await
+        .expect("moto deletes the pool");
+}
+
+/// Turns TOTP on with `mode` (ON or OPTIONAL), out of band.
+pub async fn set_totp_out_of_band(region: &str, pool: &str, mode: UserPoolMfaType) {
+    client(region)
+        .await
+        .set_user_pool_mfa_config()
+        .user_pool_id(pool)
+        .software_token_mfa_configuration(
+            aws_sdk_cognitoidentityprovider::types::SoftwareTokenMfaConfigType::builder()
+                .enabled(true)
+                .build(),
+        )
+        .mfa_configuration(mode)
+        .send()
+        .await
+        .unwrap();
+}
