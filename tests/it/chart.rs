@@ -54,7 +54,9 @@ fn the_chart_ships_the_generated_crd() {
     );
     let objects = render(&[]).unwrap();
     let crds = of_kind(&objects, "CustomResourceDefinition");
-    assert_eq!(crds.len(), 1);
+    assert_eq!(crds.len(), 2);
+    let baseline = serde_json::to_value(cognito_mfa_operator::api::baseline::crd()).unwrap();
+    assert_eq!(crds[1]["spec"], baseline["spec"], "the rendered baseline CRD is the generated one");
     let generated = serde_json::to_value(cognito_mfa_operator::api::crd()).unwrap();
     assert_eq!(
         crds[0]["spec"], generated["spec"],
@@ -101,6 +103,15 @@ fn allowed() -> BTreeMap<(&'static str, &'static str), BTreeSet<&'static str>> {
             BTreeSet::from(["update"]),
         ),
         (("events.k8s.io", "events"), BTreeSet::from(["create"])),
+        // Baselines (cluster-wide releases): their cache, and their status.
+        (
+            ("cognitomfa.io", "cognitomfabaselines"),
+            BTreeSet::from(["list", "watch"]),
+        ),
+        (
+            ("cognitomfa.io", "cognitomfabaselines/status"),
+            BTreeSet::from(["patch"]),
+        ),
         (
             ("coordination.k8s.io", "leases"),
             BTreeSet::from(["get", "create", "patch"]),
@@ -170,6 +181,14 @@ fn rbac_grants_exactly_what_the_operator_uses(
             assert!(
                 !granted.contains_key(&(group.to_string(), resource.to_string())),
                 "a Lease role without leader election"
+            );
+            continue;
+        }
+        // Baselines are off on a release that watches one namespace (a Role there).
+        if resource.starts_with("cognitomfabaselines") && kind == "Role" {
+            assert!(
+                !granted.contains_key(&(group.to_string(), resource.to_string())),
+                "baselines granted on a one-namespace release"
             );
             continue;
         }
