@@ -282,18 +282,7 @@ pub struct RunArgs {
 
 /// Parses durations such as `30s`, `10m`, `1h30m`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d: k8s_openapi::jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("not a duration like 30s, 10m or 1h: {e}"))?;
-    Duration::try_from(d)
-        .map_err(|_| "must not be negative".to_owned())
-        .and_then(|d| {
-            if d.is_zero() {
-                Err("must be more than zero".to_owned())
-            } else {
-                Ok(d)
-            }
-        })
+    api::baseline::parse_interval(s)
 }
 
 /// The input and output of `plan` and `apply`.
@@ -547,4 +536,3 @@ async fn terminated() {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
 }
-

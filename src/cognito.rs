@@ -103,7 +103,11 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // ListUserPools names no pool: it is about all of them.
-        let pool = if self.user_pool_id.is_empty() { "*" } else { &self.user_pool_id };
+        let pool = if self.user_pool_id.is_empty() {
+            "*"
+        } else {
+            &self.user_pool_id
+        };
         write!(f, "{pool} ({})", self.region)
     }
 }
@@ -396,10 +400,13 @@ pub struct Cognito {
     inner: Arc<Inner>,
 }
 
+/// One SDK client per region, role and budget share (a baseline's scan, or not).
+type ClientKey = (String, Option<Role>, bool);
+
 #[derive(Debug)]
 struct Inner {
     source: Source,
-    clients: Mutex<HashMap<(String, Option<Role>, bool), Client>>,
+    clients: Mutex<HashMap<ClientKey, Client>>,
 }
 
 // One per process: the size of the larger variant does not matter.

@@ -144,7 +144,10 @@ impl Events {
             event.note
         };
         let regarding = object.object_ref(&());
-        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         let at = Timestamp::now();
         let (controller, instance) = &self.reporter;
         let name = object.meta().name.clone().unwrap_or_default();
@@ -165,10 +168,45 @@ impl Events {
             reporting_instance: Some(instance.clone()),
             ..Default::default()
         };
-        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &namespace);
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &namespace);
         match events.create(&kube::api::PostParams::default(), &body).await {
             Ok(_) => self.metrics.kubernetes_write("event"),
             Err(e) => warn!(error = %e, reason, "could not publish an event"),
+        }
+    }
+}
+
+/// One controller's part of readiness: the operator is ready once every running controller's
+/// cache holds its first full list.
+#[derive(Clone)]
+struct Listed {
+    mine: Arc<AtomicBool>,
+    other: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Listed {
+    /// The parts of the policy and the baseline controllers (`baselines` false: only the first
+    /// counts).
+    fn pair(ready: Arc<AtomicBool>, baselines: bool) -> (Self, Self) {
+        let (policies, others) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(!baselines)),
+        );
+        let part = |mine: &Arc<AtomicBool>, other: &Arc<AtomicBool>| Self {
+            mine: mine.clone(),
+            other: other.clone(),
+            ready: ready.clone(),
+        };
+        (part(&policies, &others), part(&others, &policies))
+    }
+
+    /// This controller's first full list is in its cache.
+    fn done(&self) {
+        self.mine.store(true, Ordering::Release);
+        if self.other.load(Ordering::Acquire) {
+            self.ready.store(true, Ordering::Release);
         }
     }
 }
@@ -213,17 +251,8 @@ pub async fn run(
     // those a changed baseline covers.
     let (again_tx, again_rx) = mpsc::unbounded::<ObjectRef<CognitoMfaPolicy>>();
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let baselines_ready = Arc::new(AtomicBool::new(!settings.baselines));
-    let policies_ready = Arc::new(AtomicBool::new(false));
-    {
-        let (ready, a, b) = (ready.clone(), policies_ready.clone(), baselines_ready.clone());
-        tokio::spawn(async move {
-            while !(a.load(Ordering::Acquire) && b.load(Ordering::Acquire)) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            ready.store(true, Ordering::Release);
-        });
-    }
+    // Ready once each running controller's cache holds its first full list.
+    let (policies_listed, baselines_listed) = Listed::pair(ready, settings.baselines);
     info!(
         namespace = settings.namespace.as_deref().unwrap_or("(all)"),
         selector = settings.label_selector.as_deref().unwrap_or("(none)"),
@@ -241,7 +270,7 @@ pub async fn run(
         },
         (policies.clone(), policy_writer),
         (again_tx.clone(), again_rx),
-        policies_ready,
+        policies_listed,
         shutdown.clone(),
     );
     if settings.baselines {
@@ -256,7 +285,7 @@ pub async fn run(
             },
             (baselines, baseline_writer),
             again_tx,
-            baselines_ready,
+            baselines_listed,
             shutdown,
         );
         futures::future::join(policy_controller, baseline_controller).await;

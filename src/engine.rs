@@ -369,12 +369,24 @@ mod tests {
         let want = totp(MfaMode::Optional);
         let off = MfaSettings::default();
         // In sync: found, whatever the intent.
-        for intent in [ENFORCE, Intent { observe_only: true, ..ENFORCE }] {
+        for intent in [
+            ENFORCE,
+            Intent {
+                observe_only: true,
+                ..ENFORCE
+            },
+        ] {
             let d = decide(intent, &read(&want, &want, &none, &[]));
             assert!(matches!(d, Decision::Found(Found::InSync { .. })), "{d:?}");
         }
         // Observe: drift, never a write.
-        let d = decide(Intent { observe_only: true, ..ENFORCE }, &read(&want, &off, &none, &[]));
+        let d = decide(
+            Intent {
+                observe_only: true,
+                ..ENFORCE
+            },
+            &read(&want, &off, &none, &[]),
+        );
         assert!(
             matches!(&d, Decision::Found(Found::Drifted { fields, .. }) if fields.contains(&"mfaConfiguration".to_owned())),
             "{d:?}"
@@ -388,9 +400,28 @@ mod tests {
                 adopt_first: false
             }
         );
-        let d = decide(Intent { restore: true, ..ENFORCE }, &read(&want, &off, &none, &[]));
-        assert!(matches!(d, Decision::Write { adopt: Some(_), adopt_first: true }));
-        let d = decide(Intent { adopted: true, restore: true, ..ENFORCE }, &read(&want, &off, &none, &[]));
+        let d = decide(
+            Intent {
+                restore: true,
+                ..ENFORCE
+            },
+            &read(&want, &off, &none, &[]),
+        );
+        assert!(matches!(
+            d,
+            Decision::Write {
+                adopt: Some(_),
+                adopt_first: true
+            }
+        ));
+        let d = decide(
+            Intent {
+                adopted: true,
+                restore: true,
+                ..ENFORCE
+            },
+            &read(&want, &off, &none, &[]),
+        );
         assert_eq!(
             d,
             Decision::Write {
@@ -400,7 +431,9 @@ mod tests {
         );
         // A prerequisite missing: no write.
         let d = decide(ENFORCE, &read(&want, &off, &none, &["the tier"]));
-        assert!(matches!(&d, Decision::Found(Found::PrerequisiteMissing { message, .. }) if message.contains("the tier")));
+        assert!(
+            matches!(&d, Decision::Found(Found::PrerequisiteMissing { message, .. }) if message.contains("the tier"))
+        );
         // ON from OPTIONAL: waits, with the token of that change; the token approves it.
         let on = totp(MfaMode::On);
         let d = decide(ENFORCE, &read(&on, &want, &none, &[]));
@@ -412,7 +445,10 @@ mod tests {
             tokens: vec!["cmp-other".into(), token.clone()],
             ..none.clone()
         };
-        assert!(matches!(decide(ENFORCE, &read(&on, &want, &approved, &[])), Decision::Write { .. }));
+        assert!(matches!(
+            decide(ENFORCE, &read(&on, &want, &approved, &[])),
+            Decision::Write { .. }
+        ));
         // The standing approval lets it through, and the write is told in a Warning.
         let standing = Approval {
             standing: true,
@@ -435,7 +471,10 @@ mod tests {
             found,
             Found::Written {
                 observed: plan::normalise(&want),
-                fields: vec!["mfaConfiguration".into(), "softwareTokenMfaConfiguration.enabled".into()]
+                fields: vec![
+                    "mfaConfiguration".into(),
+                    "softwareTokenMfaConfiguration.enabled".into()
+                ]
             }
         );
         assert_eq!(note, None);
@@ -463,7 +502,9 @@ mod tests {
             "p",
             Some(&first.status),
             1,
-            &Found::InSync { observed: want.clone() },
+            &Found::InSync {
+                observed: want.clone(),
+            },
             &timing,
             &at(600),
         );
@@ -494,7 +535,9 @@ mod tests {
             message: "role".into(),
             given_up,
         };
-        assert!(matches!(wait(&sms(false), &timing), Wait::Backoff { base, .. } if base == timing.sms_role_retry_base));
+        assert!(
+            matches!(wait(&sms(false), &timing), Wait::Backoff { base, .. } if base == timing.sms_role_retry_base)
+        );
         assert_eq!(wait(&sms(true), &timing), Wait::Stalled);
     }
 }

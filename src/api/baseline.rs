@@ -472,15 +472,20 @@ impl CognitoMfaBaselineSpec {
     }
 }
 
-/// Parses a scan interval such as `30s`, `10m`, `1h30m`.
+/// Parses a duration such as `30s`, `10m`, `1h30m` (scan intervals, and the command line's).
 pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     let d: k8s_openapi::jiff::SignedDuration = s
         .parse()
         .map_err(|e| format!("not a duration like 30s, 10m or 1h: {e}"))?;
-    match std::time::Duration::try_from(d) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err("must be more than zero".to_owned()),
-    }
+    std::time::Duration::try_from(d)
+        .map_err(|_| "must not be negative".to_owned())
+        .and_then(|d| {
+            if d.is_zero() {
+                Err("must be more than zero".to_owned())
+            } else {
+                Ok(d)
+            }
+        })
 }
 
 /// Checks a baseline's spec against every rule the CRD enforces at admission, and what only
@@ -514,7 +519,10 @@ pub fn validate(spec: &CognitoMfaBaselineSpec) -> Vec<Violation> {
         }
     }
     if let Err(e) = spec.name_regex() {
-        v.fail("spec.poolNameRegex", format!("not a valid regular expression: {e}"));
+        v.fail(
+            "spec.poolNameRegex",
+            format!("not a valid regular expression: {e}"),
+        );
     }
     if let Err(e) = spec.interval() {
         v.fail("spec.scanInterval", e);
@@ -548,7 +556,10 @@ pub fn validate(spec: &CognitoMfaBaselineSpec) -> Vec<Violation> {
                 );
             }
             for failure in spec.floor.failures(&t.settings) {
-                v.fail("spec.template", format!("the template is below the floor: {failure}"));
+                v.fail(
+                    "spec.template",
+                    format!("the template is below the floor: {failure}"),
+                );
             }
         }
         (None, BaselineAction::Report) => {}

@@ -9,7 +9,10 @@ use clap::{Args, ValueEnum};
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use super::{AwsArgs, offline::read_input};
+use super::{
+    AwsArgs,
+    offline::{check_kind, read_input, typed},
+};
 use crate::{
     api::{
         self, MfaMode,
@@ -82,21 +85,8 @@ struct Passkey {
 /// Reads a file with one CognitoMfaBaseline, checked as admission would.
 fn parse_baseline(text: &str) -> anyhow::Result<CognitoMfaBaseline> {
     let doc: serde_json::Value = serde_saphyr::from_str(text).context("not valid YAML")?;
-    let api_version = doc.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
-    let kind = doc.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
-    if kind != "CognitoMfaBaseline" || api_version != "cognitomfa.io/v1alpha1" {
-        bail!(
-            "expected apiVersion cognitomfa.io/v1alpha1, kind CognitoMfaBaseline; found apiVersion {api_version:?}, kind {kind:?}"
-        );
-    }
-    let unknown = api::unknown_fields_in(&api::baseline::crd(), &doc);
-    if !unknown.is_empty() {
-        bail!("unknown field(s): {}", unknown.join(", "));
-    }
-    let baseline: CognitoMfaBaseline = serde_path_to_error::deserialize(doc).map_err(|e| {
-        let path = e.path().to_string();
-        anyhow::anyhow!("{path}: {}", e.into_inner())
-    })?;
+    check_kind(&doc, "CognitoMfaBaseline")?;
+    let baseline: CognitoMfaBaseline = typed(doc, &api::baseline::crd())?;
     let violations = api::baseline::validate(&baseline.spec);
     if !violations.is_empty() {
         let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
@@ -109,7 +99,8 @@ pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     // Bad input touches nothing: the file and the regions are checked before any AWS call.
     let baseline = match &args.baseline {
         Some(path) => Some(
-            parse_baseline(&read_input(path)?).with_context(|| format!("invalid baseline in {}", path.display()))?,
+            parse_baseline(&read_input(path)?)
+                .with_context(|| format!("invalid baseline in {}", path.display()))?,
         ),
         None => None,
     };
@@ -123,7 +114,9 @@ pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
             bail!("--region {r:?}: must be an AWS region code such as eu-west-1");
         }
     }
-    let floor = baseline.as_ref().map_or_else(Floor::default, |b| b.spec.floor.clone());
+    let floor = baseline
+        .as_ref()
+        .map_or_else(Floor::default, |b| b.spec.floor.clone());
     let regex = match &baseline {
         Some(b) => b.spec.name_regex().map_err(anyhow::Error::msg)?,
         None => None,
@@ -146,9 +139,15 @@ pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     for region in &regions {
         let listed = cognito.list_pools(&target(region, "")).await?;
         pools.extend(listed.into_iter().filter(|p| {
-            baseline
-                .as_ref()
-                .is_none_or(|b| b.spec.covers(&PoolRef { region: region.clone(), ..p.clone() }, regex.as_ref()))
+            baseline.as_ref().is_none_or(|b| {
+                b.spec.covers(
+                    &PoolRef {
+                        region: region.clone(),
+                        ..p.clone()
+                    },
+                    regex.as_ref(),
+                )
+            })
         }));
     }
     // A few reads in flight, in order: the budget paces them.
@@ -177,7 +176,11 @@ pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
                             user_verification: w.user_verification.to_string(),
                             factor_configuration: w.factor_configuration.to_string(),
                         });
-                        row.reasons = floor.failures(&observed).iter().map(ToString::to_string).collect();
+                        row.reasons = floor
+                            .failures(&observed)
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect();
                         row.verdict = if row.reasons.is_empty() {
                             "compliant"
                         } else {
@@ -209,7 +212,8 @@ fn table(rows: &[Row]) -> String {
                 r.region.clone(),
                 r.user_pool_id.clone(),
                 r.name.clone(),
-                r.mfa_configuration.map_or_else(|| "?".to_owned(), |m| m.to_string()),
+                r.mfa_configuration
+                    .map_or_else(|| "?".to_owned(), |m| m.to_string()),
                 if r.factors.is_empty() {
                     "-".to_owned()
                 } else {
@@ -223,7 +227,16 @@ fn table(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let header = ["REGION", "USER POOL", "NAME", "MFA", "FACTORS", "PASSKEY", "VERDICT"].map(str::to_owned);
+    let header = [
+        "REGION",
+        "USER POOL",
+        "NAME",
+        "MFA",
+        "FACTORS",
+        "PASSKEY",
+        "VERDICT",
+    ]
+    .map(str::to_owned);
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -232,16 +245,18 @@ fn table(rows: &[Row]) -> String {
     }
     let mut out = String::new();
     for row in std::iter::once(&header).chain(&cells) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     let below: Vec<&Row> = rows.iter().filter(|r| r.verdict != "compliant").collect();
     for r in &below {
-        let _ = writeln!(out, "! {} ({}): {}", r.user_pool_id, r.region, r.reasons.join("; "));
+        let _ = writeln!(
+            out,
+            "! {} ({}): {}",
+            r.user_pool_id,
+            r.region,
+            r.reasons.join("; ")
+        );
     }
     let _ = writeln!(
         out,

@@ -44,7 +44,11 @@ struct Report {
     error: Option<String>,
 }
 
-pub(super) async fn plan_or_apply(args: FileArgs, options: cognito::Options, mode: Mode) -> anyhow::Result<ExitCode> {
+pub(super) async fn plan_or_apply(
+    args: FileArgs,
+    options: cognito::Options,
+    mode: Mode,
+) -> anyhow::Result<ExitCode> {
     let text = read_input(&args.file)?;
     // Every document is checked before any AWS call: bad input touches nothing.
     let policies =
@@ -224,31 +228,46 @@ pub fn parse_policies(text: &str) -> anyhow::Result<Vec<CognitoMfaPolicy>> {
 }
 
 fn parse_policy(doc: serde_json::Value) -> anyhow::Result<CognitoMfaPolicy> {
-    let api_version = doc.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
-    let kind = doc.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
-    if kind != "CognitoMfaPolicy" || api_version != "cognitomfa.io/v1alpha1" {
-        bail!(
-            "expected apiVersion cognitomfa.io/v1alpha1, kind CognitoMfaPolicy; found apiVersion {api_version:?}, kind {kind:?}"
-        );
-    }
+    check_kind(&doc, "CognitoMfaPolicy")?;
     if let Some(v) = doc.pointer("/spec/mfaConfiguration").filter(|v| v.is_boolean()) {
         // YAML 1.1 readers (kubectl among them) read unquoted ON and OFF as booleans.
         bail!("spec.mfaConfiguration: {v} is a boolean; quote the mode: \"ON\" or \"OFF\"");
     }
-    let unknown = api::unknown_fields(&doc);
-    if !unknown.is_empty() {
-        bail!("unknown field(s): {}", unknown.join(", "));
-    }
-    let policy: CognitoMfaPolicy = serde_path_to_error::deserialize(doc).map_err(|e| {
-        let path = e.path().to_string();
-        anyhow::anyhow!("{path}: {}", e.into_inner())
-    })?;
+    let policy: CognitoMfaPolicy = typed(doc, &api::crd())?;
     let violations = api::validate(&policy.spec);
     if !violations.is_empty() {
         let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
         bail!("{} ({})", lines.join("; "), display_name(&policy));
     }
     Ok(policy)
+}
+
+/// Fails unless `doc` is of `kind` in cognitomfa.io/v1alpha1.
+pub(super) fn check_kind(doc: &serde_json::Value, kind: &str) -> anyhow::Result<()> {
+    let api_version = doc.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+    let found = doc.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+    if found != kind || api_version != "cognitomfa.io/v1alpha1" {
+        bail!(
+            "expected apiVersion cognitomfa.io/v1alpha1, kind {kind}; found apiVersion {api_version:?}, kind {found:?}"
+        );
+    }
+    Ok(())
+}
+
+/// `doc` as its type, after the checks admission makes of its shape: no field that `crd`'s
+/// schema does not know, and the right types (an error names the field).
+pub(super) fn typed<K: serde::de::DeserializeOwned>(
+    doc: serde_json::Value,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> anyhow::Result<K> {
+    let unknown = api::unknown_fields_in(crd, &doc);
+    if !unknown.is_empty() {
+        bail!("unknown field(s): {}", unknown.join(", "));
+    }
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("{path}: {}", e.into_inner())
+    })
 }
 
 pub(super) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {

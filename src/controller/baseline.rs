@@ -13,10 +13,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     hash::{DefaultHasher, Hash, Hasher},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -113,9 +110,12 @@ struct PoolState {
 /// Runs the baseline controller until `shutdown` completes.
 pub(super) async fn run(
     shared: Shared,
-    (reader, writer): (Store<CognitoMfaBaseline>, reflector::store::Writer<CognitoMfaBaseline>),
+    (reader, writer): (
+        Store<CognitoMfaBaseline>,
+        reflector::store::Writer<CognitoMfaBaseline>,
+    ),
     policies_again: mpsc::UnboundedSender<ObjectRef<CognitoMfaPolicy>>,
-    ready: Arc<AtomicBool>,
+    listed: super::Listed,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<CognitoMfaBaseline> = Api::all(shared.client.clone());
@@ -136,7 +136,7 @@ pub(super) async fn run(
         .inspect(move |event| {
             let changed: Vec<&CognitoMfaBaseline> = match event {
                 Ok(watcher::Event::InitDone) => {
-                    ready.store(true, Ordering::Release);
+                    listed.done();
                     Vec::new()
                 }
                 Ok(watcher::Event::Delete(gone)) => {
@@ -224,7 +224,11 @@ fn approval(b: &CognitoMfaBaseline, pool: &PoolRef) -> Approval {
         standing: annotations
             .get(api::ALLOW_DISRUPTIVE_ANNOTATION)
             .is_some_and(|v| v == "true"),
-        tokens: plan::tokens_of(annotations.get(api::APPROVE_CHANGE_ANNOTATION).map(String::as_str)),
+        tokens: plan::tokens_of(
+            annotations
+                .get(api::APPROVE_CHANGE_ANNOTATION)
+                .map(String::as_str),
+        ),
     }
 }
 
@@ -261,9 +265,7 @@ fn owner(b: &CognitoMfaBaseline, pool: &PoolRef, ctx: &Context) -> Owner {
                 && o.spec.action == BaselineAction::Enforce
                 && account_of(o.spec.credentials.as_ref()) == account
                 && order(o) < order(b)
-                && o.spec
-                    .name_regex()
-                    .is_ok_and(|r| o.spec.covers(pool, r.as_ref()))
+                && o.spec.name_regex().is_ok_and(|r| o.spec.covers(pool, r.as_ref()))
         })
         .into_iter()
         .min_by(|x, y| order(x).cmp(&order(y)));
@@ -286,7 +288,9 @@ async fn reconcile(b: Arc<CognitoMfaBaseline>, ctx: Arc<Context>) -> Result<Acti
         };
         lock(&ctx.scans).remove(&uid);
         let reason = report(&b, &ctx, generation, &scan).await?;
-        ctx.shared.metrics.reconciled(reason.as_str(), started.elapsed().as_secs_f64());
+        ctx.shared
+            .metrics
+            .reconciled(reason.as_str(), started.elapsed().as_secs_f64());
         return Ok(Action::requeue(ctx.shared.settings.stalled_recheck_interval));
     }
     let interval = b.spec.interval().expect("a valid spec has an interval");
@@ -360,6 +364,7 @@ async fn reconcile(b: Arc<CognitoMfaBaseline>, ctx: Arc<Context>) -> Result<Acti
         list_error: state.list_error.clone(),
         invalid: None,
     };
+    let listed = state.list_error.is_none();
     let next_due = state
         .pools
         .values()
@@ -369,14 +374,21 @@ async fn reconcile(b: Arc<CognitoMfaBaseline>, ctx: Arc<Context>) -> Result<Acti
         .unwrap_or(state.next_list);
     lock(&ctx.scans).insert(uid.clone(), state);
     let reason = report(&b, &ctx, generation, &scan).await?;
-    ctx.shared.metrics.reconciled(reason.as_str(), started.elapsed().as_secs_f64());
+    ctx.shared
+        .metrics
+        .reconciled(reason.as_str(), started.elapsed().as_secs_f64());
     let after = if more {
         Duration::ZERO
     } else {
         next_due.saturating_duration_since(Instant::now())
     };
-    ctx.failures.succeeded(&uid);
-    Ok(Action::requeue(after.max(Duration::from_millis(100)).min(interval)))
+    // A failing list keeps its count of failures in a row: its backoff doubles.
+    if listed {
+        ctx.failures.succeeded(&uid);
+    }
+    Ok(Action::requeue(
+        after.max(Duration::from_millis(100)).min(interval),
+    ))
 }
 
 /// Lists the pools of every region and takes the covered ones into the scan: new ones are read
@@ -459,7 +471,11 @@ async fn read(
         "{} ({}, {})",
         pool.user_pool_id,
         pool.region,
-        if pool.name.is_empty() { "unnamed" } else { &pool.name }
+        if pool.name.is_empty() {
+            "unnamed"
+        } else {
+            &pool.name
+        }
     );
     let live = match cognito.get(&target).await {
         Ok(live) => live,
@@ -526,7 +542,9 @@ async fn enforce(
         match sync::plan_against(cognito, target, template, &approval(b, &finding.pool), live).await {
             Ok(o) => o,
             Err(e) => {
-                finding.reasons.push(format!("the template could not be planned: {e}"));
+                finding
+                    .reasons
+                    .push(format!("the template could not be planned: {e}"));
                 finding.error = Some(e.class);
                 return;
             }
@@ -554,7 +572,9 @@ async fn enforce(
         Decision::Found(_) => {}
         Decision::Write { .. } => {
             if let Err(e) = sync::write(cognito, target, template, &mut outcome).await {
-                finding.reasons.push(format!("the template could not be written: {e}"));
+                finding
+                    .reasons
+                    .push(format!("the template could not be written: {e}"));
                 finding.error = Some(e.class);
                 return;
             }
@@ -634,7 +654,11 @@ async fn report(
     Ok(reason)
 }
 
-async fn write_status(b: &CognitoMfaBaseline, ctx: &Context, status: &CognitoMfaBaselineStatus) -> Result<(), Error> {
+async fn write_status(
+    b: &CognitoMfaBaseline,
+    ctx: &Context,
+    status: &CognitoMfaBaselineStatus,
+) -> Result<(), Error> {
     if b.status.as_ref() == Some(status) {
         return Ok(());
     }

@@ -5,10 +5,7 @@
 use std::{
     collections::HashMap,
     hash::{DefaultHasher, Hash, Hasher},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Instant, SystemTime},
 };
 
@@ -129,12 +126,15 @@ fn owner_of(p: &CognitoMfaPolicy, store: &Store<CognitoMfaPolicy>) -> Option<Arc
 /// Runs the policy controller until `shutdown` completes, then lets running reconciles finish.
 pub(super) async fn run(
     shared: Shared,
-    (reader, writer): (Store<CognitoMfaPolicy>, reflector::store::Writer<CognitoMfaPolicy>),
+    (reader, writer): (
+        Store<CognitoMfaPolicy>,
+        reflector::store::Writer<CognitoMfaPolicy>,
+    ),
     (again_tx, again_rx): (
         mpsc::UnboundedSender<ObjectRef<CognitoMfaPolicy>>,
         mpsc::UnboundedReceiver<ObjectRef<CognitoMfaPolicy>>,
     ),
-    ready: Arc<AtomicBool>,
+    listed: super::Listed,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let settings = shared.settings.clone();
@@ -167,7 +167,7 @@ pub(super) async fn run(
             // Ready once the first full list is in the cache. (Waiting on the store instead
             // would compete with the controller's own wait for it: only one waiter is woken.)
             if let Ok(watcher::Event::InitDone) = event {
-                ready.store(true, Ordering::Release);
+                listed.done();
             }
             if let Ok(watcher::Event::Delete(gone)) = event {
                 let uid = gone.uid().unwrap_or_default();
@@ -218,7 +218,9 @@ async fn reconcile(p: Arc<CognitoMfaPolicy>, ctx: Arc<Context>) -> Result<Action
         Ok((_, None)) => "FinalizerAdded",
         Err(_) => "Error",
     };
-    ctx.shared.metrics.reconciled(label, started.elapsed().as_secs_f64());
+    ctx.shared
+        .metrics
+        .reconciled(label, started.elapsed().as_secs_f64());
     result.map(|(action, _)| action)
 }
 
@@ -483,7 +485,13 @@ fn aws_error(p: &CognitoMfaPolicy, ctx: &Context, e: CallError) -> Found {
 
 /// Logs what a reconcile found, where it needs a line, and publishes the events the engine
 /// decided.
-async fn tell(p: &CognitoMfaPolicy, ctx: &Context, found: &Found, reason: Reason, events: Vec<engine::Event>) {
+async fn tell(
+    p: &CognitoMfaPolicy,
+    ctx: &Context,
+    found: &Found,
+    reason: Reason,
+    events: Vec<engine::Event>,
+) {
     match found {
         Found::Written { .. } | Found::NotTaken { .. } | Found::InSync { .. } => {}
         Found::AwsError { message, .. } if !found.is_terminal() => {

@@ -136,7 +136,10 @@ impl BaselineReason {
 
     /// Whether a person has to act before this changes.
     pub fn is_stalled(self) -> bool {
-        matches!(self, Self::InvalidSpec | Self::AccessDenied | Self::AwaitingApproval)
+        matches!(
+            self,
+            Self::InvalidSpec | Self::AccessDenied | Self::AwaitingApproval
+        )
     }
 }
 
@@ -242,13 +245,21 @@ pub fn next(
     let failed = findings.iter().find_map(|p| p.error);
     let (synced, synced_reason, synced_message) = match (&scan.invalid, &scan.list_error, failed) {
         (Some(why), _, _) => ("False", "InvalidSpec", why.clone()),
-        (None, Some((class, message)), _) => ("False", BaselineReason::of_error(*class).as_str(), message.clone()),
+        (None, Some((class, message)), _) => (
+            "False",
+            BaselineReason::of_error(*class).as_str(),
+            message.clone(),
+        ),
         (None, None, Some(class)) => (
             "False",
             BaselineReason::of_error(class).as_str(),
             "Reading or writing some pools failed (status.nonCompliant says which).".to_owned(),
         ),
-        (None, None, None) => ("True", "ReconcileSuccess", "The last scan's calls to AWS worked.".to_owned()),
+        (None, None, None) => (
+            "True",
+            "ReconcileSuccess",
+            "The last scan's calls to AWS worked.".to_owned(),
+        ),
     };
     set_condition(
         &mut status.conditions,
@@ -295,7 +306,8 @@ mod tests {
     fn finding(id: &str, mode: MfaMode, owner: Owner) -> PoolFinding {
         let observed = MfaSettings {
             mfa_configuration: mode,
-            software_token_mfa_configuration: (mode != MfaMode::Off).then_some(SoftwareTokenMfa { enabled: true }),
+            software_token_mfa_configuration: (mode != MfaMode::Off)
+                .then_some(SoftwareTokenMfa { enabled: true }),
             ..MfaSettings::default()
         };
         PoolFinding {

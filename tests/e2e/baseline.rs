@@ -81,22 +81,43 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
     })
     .await;
     for p in [&a, &b] {
-        assert_ne!(moto::mfa_config(REGION, p).await.mfa_configuration, Some(UserPoolMfaType::On));
+        assert_ne!(
+            moto::mfa_config(REGION, p).await.mfa_configuration,
+            Some(UserPoolMfaType::On)
+        );
     }
     let status = baseline_status(&api, &name).await.status.unwrap();
     let counts = status.pools.clone().unwrap();
     assert_eq!(
-        (counts.compliant, counts.non_compliant, counts.owned_by_policies, counts.enforced),
+        (
+            counts.compliant,
+            counts.non_compliant,
+            counts.owned_by_policies,
+            counts.enforced
+        ),
         (0, 3, 1, 2),
         "{status:?}"
     );
     let owned = status.non_compliant.iter().find(|p| p.user_pool_id == c).unwrap();
-    assert_eq!(owned.owner.as_deref(), Some(format!("CognitoMfaPolicy {}/owned", setup.ns.name).as_str()));
+    assert_eq!(
+        owned.owner.as_deref(),
+        Some(format!("CognitoMfaPolicy {}/owned", setup.ns.name).as_str())
+    );
     assert_eq!(owned.approval_token, None);
-    assert!(owned.reasons[0].contains("mfaConfiguration is OPTIONAL"), "{owned:?}");
+    assert!(
+        owned.reasons[0].contains("mfaConfiguration is OPTIONAL"),
+        "{owned:?}"
+    );
     let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "AwaitingApproval"));
-    assert_eq!(moto::calls(&other, "GetUserPoolMfaConfig").await, 0, "outside the regex");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "AwaitingApproval")
+    );
+    assert_eq!(
+        moto::calls(&other, "GetUserPoolMfaConfig").await,
+        0,
+        "outside the regex"
+    );
     // The policy is applied, and says it is below the baseline.
     wait_for_reason(&setup.api(), "owned", "Applied").await;
     let policy = wait(Duration::from_secs(30), "BelowBaseline on the policy", || async {
@@ -110,16 +131,30 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
 
     // Approve both changes by their tokens (one annotation, comma-separated): written.
     let patch = json!({"metadata": {"annotations": {"cognitomfa.io/approve-change": tokens}}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    wait(Duration::from_secs(60), "A and B enforced after approval", || async {
-        let on = |p: String| async move { moto::mfa_config(REGION, &p).await.mfa_configuration == Some(UserPoolMfaType::On) };
-        (on(a.clone()).await && on(b.clone()).await).then_some(())
-    })
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait(
+        Duration::from_secs(60),
+        "A and B enforced after approval",
+        || async {
+            let on = |p: String| async move {
+                moto::mfa_config(REGION, &p).await.mfa_configuration == Some(UserPoolMfaType::On)
+            };
+            (on(a.clone()).await && on(b.clone()).await).then_some(())
+        },
+    )
     .await;
-    assert_eq!(moto::mfa_config(REGION, &c).await.mfa_configuration, Some(UserPoolMfaType::Optional), "the policy's pool is never written");
+    assert_eq!(
+        moto::mfa_config(REGION, &c).await.mfa_configuration,
+        Some(UserPoolMfaType::Optional),
+        "the policy's pool is never written"
+    );
     // From now on, the standing approval.
     let patch = json!({"metadata": {"annotations": {"cognitomfa.io/allow-disruptive-changes": "true"}}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
 
     // A pool created during the run is found and enforced; a deleted one drops out.
     let d = moto::create_named_pool(REGION, &pool("d")).await;
@@ -140,15 +175,39 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
     // Every write is an event on the baseline (cluster-scoped: in the default namespace).
     let events = wait(Duration::from_secs(30), "the baseline's events", || async {
         let e = events(&setup.client, "default", &name).await;
-        let writes = e.iter().filter(|(r, _)| r == "Enforced" || r == "DriftCorrected").count();
+        let writes = e
+            .iter()
+            .filter(|(r, _)| r == "Enforced" || r == "DriftCorrected")
+            .count();
         (writes >= 4).then_some(e)
     })
     .await;
-    assert!(events.iter().any(|(r, n)| r == "AwaitingApproval" && n.contains(&b)), "{events:?}");
-    assert!(events.iter().any(|(r, _)| r == "StandingApprovalUsed"), "{events:?}");
-    assert!(events.iter().any(|(r, n)| r == "DriftCorrected" && n.contains(&d)), "{events:?}");
-    assert!(operator.metric(&format!("cognito_mfa_pool_compliant{{baseline=\"{name}\",region=\"{REGION}\",user_pool_id=\"{c}\"}}")) == 0.0);
-    assert!(operator.metric(&format!("cognito_mfa_pool_compliant{{baseline=\"{name}\",region=\"{REGION}\",user_pool_id=\"{d}\"}}")) == 1.0);
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "AwaitingApproval" && n.contains(&b)),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|(r, _)| r == "StandingApprovalUsed"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "DriftCorrected" && n.contains(&d)),
+        "{events:?}"
+    );
+    assert!(
+        operator.metric(&format!(
+            "cognito_mfa_pool_compliant{{baseline=\"{name}\",region=\"{REGION}\",user_pool_id=\"{c}\"}}"
+        )) == 0.0
+    );
+    assert!(
+        operator.metric(&format!(
+            "cognito_mfa_pool_compliant{{baseline=\"{name}\",region=\"{REGION}\",user_pool_id=\"{d}\"}}"
+        )) == 1.0
+    );
 
     // Deleting the baseline writes nothing to any pool; the policy's condition goes.
     let sets = |p: String| async move { moto::calls(&p, "SetUserPoolMfaConfig").await };
@@ -159,14 +218,24 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
     })
     .await;
     moto::set_mode_out_of_band(REGION, &d, UserPoolMfaType::Off).await;
-    wait(Duration::from_secs(30), "the policy's BelowBaseline condition to go", || async {
-        let p = setup.api().get("owned").await.ok()?;
-        condition(&p, "BelowBaseline").is_none().then_some(())
-    })
+    wait(
+        Duration::from_secs(30),
+        "the policy's BelowBaseline condition to go",
+        || async {
+            let p = setup.api().get("owned").await.ok()?;
+            condition(&p, "BelowBaseline").is_none().then_some(())
+        },
+    )
     .await;
     // Three scan intervals later, still nothing written.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!((sets(b.clone()).await, sets(d.clone()).await), (before.0, before.1 + 1));
-    assert_eq!(moto::mfa_config(REGION, &d).await.mfa_configuration, Some(UserPoolMfaType::Off));
+    assert_eq!(
+        (sets(b.clone()).await, sets(d.clone()).await),
+        (before.0, before.1 + 1)
+    );
+    assert_eq!(
+        moto::mfa_config(REGION, &d).await.mfa_configuration,
+        Some(UserPoolMfaType::Off)
+    );
     operator.stop().await;
 }

@@ -136,7 +136,10 @@ async fn cross_account_role_is_assumed_through_sts() {
 /// reads keep the rest: queued behind a large scan, they are not served after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scans_take_half_the_read_budget_and_never_starve_policies() {
-    let (scanned, checked) = (moto::create_pool("eu-west-1").await, moto::create_pool("eu-west-1").await);
+    let (scanned, checked) = (
+        moto::create_pool("eu-west-1").await,
+        moto::create_pool("eu-west-1").await,
+    );
     let proxy = FaultProxy::start(&moto::endpoint()).await;
     let cognito = Cognito::from_env(Options {
         endpoint_url: Some(proxy.url.clone()),
@@ -179,5 +182,8 @@ async fn scans_take_half_the_read_budget_and_never_starve_policies() {
     // (without the share they would queue behind all 24).
     let last_check = *foreground.iter().max().unwrap();
     let scanned_before = background.iter().filter(|t| **t < last_check).count();
-    assert!(scanned_before <= 12, "{scanned_before} scan reads went before the last policy read");
+    assert!(
+        scanned_before <= 12,
+        "{scanned_before} scan reads went before the last policy read"
+    );
 }

@@ -56,7 +56,10 @@ fn the_chart_ships_the_generated_crd() {
     let crds = of_kind(&objects, "CustomResourceDefinition");
     assert_eq!(crds.len(), 2);
     let baseline = serde_json::to_value(cognito_mfa_operator::api::baseline::crd()).unwrap();
-    assert_eq!(crds[1]["spec"], baseline["spec"], "the rendered baseline CRD is the generated one");
+    assert_eq!(
+        crds[1]["spec"], baseline["spec"],
+        "the rendered baseline CRD is the generated one"
+    );
     let generated = serde_json::to_value(cognito_mfa_operator::api::crd()).unwrap();
     assert_eq!(
         crds[0]["spec"], generated["spec"],
