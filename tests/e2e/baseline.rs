@@ -14,7 +14,7 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    harness::{Setup, condition, events, unique, wait, wait_for_reason},
+    harness::{Setup, condition, events, unique, wait},
     support::moto,
 };
 
@@ -118,12 +118,17 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
         0,
         "outside the regex"
     );
-    // The policy is applied, and says it is below the baseline.
-    wait_for_reason(&setup.api(), "owned", "Applied").await;
-    let policy = wait(Duration::from_secs(30), "BelowBaseline on the policy", || async {
-        let p = setup.api().get("owned").await.ok()?;
-        condition(&p, "BelowBaseline").is_some().then_some(p)
-    })
+    // The policy is applied (Ready: a re-reconcile that a baseline triggers may report InSync),
+    // and says it is below the baseline.
+    let policy = wait(
+        Duration::from_secs(60),
+        "the policy Ready and BelowBaseline",
+        || async {
+            let p = setup.api().get("owned").await.ok()?;
+            let ready = condition(&p, "Ready").is_some_and(|(s, _, _)| s == "True");
+            (ready && condition(&p, "BelowBaseline").is_some()).then_some(p)
+        },
+    )
     .await;
     let (status_, reason, message) = condition(&policy, "BelowBaseline").unwrap();
     assert_eq!((status_.as_str(), reason.as_str()), ("True", "BelowBaseline"));
