@@ -218,9 +218,9 @@ for version in "${versions[@]}"; do
     CMO_OPERATOR_BIN="$PWD/$binary" CMO_MOTO_STATE="$state/moto" cargo test --locked --bench fleet -- \
       --policies 200 --large 0 --latency-samples 20 --steady-interval 10
   else
-    phase "tests-$version" "tests (Kubernetes $version): admission, the chart, the lifecycle"
+    phase "tests-$version" "tests (Kubernetes $version): admission, the chart, the baseline floor at admission, the lifecycle"
     tests cargo test --locked --test e2e -- --exact "$HELM_INSTALL"
-    tests cargo test --locked --no-fail-fast --test e2e -- admission:: chart:: helm:: lifecycle:: gitops:: --skip "$HELM_INSTALL"
+    tests cargo test --locked --no-fail-fast --test e2e -- admission:: chart:: floor:: helm:: lifecycle:: gitops:: --skip "$HELM_INSTALL"
   fi
   if [ -z "${E2E_KUBECONFIG:-}" ]; then
     hack/local-apiserver.sh stop "$state/kube-$version" >/dev/null

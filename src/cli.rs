@@ -266,9 +266,11 @@ pub struct RunArgs {
     #[arg(long, env = "COGNITO_MFA_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub leader_election_lease_duration: Duration,
     /// Run the CognitoMfaBaseline controller (cluster-scoped baselines: scan every pool of
-    /// their regions). false: policies only.
-    #[arg(long, env = "COGNITO_MFA_BASELINES", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub baselines: bool,
+    /// their regions). false: policies only. Default: true when every namespace is watched,
+    /// false with --namespace (a baseline must know every policy, or it would take the pools of
+    /// policies it cannot see for nobody's); true with --namespace is refused.
+    #[arg(long, env = "COGNITO_MFA_BASELINES", action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub baselines: Option<bool>,
     /// Log line format.
     #[arg(long, env = "COGNITO_MFA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -433,6 +435,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `run`: the controller, its endpoints, and graceful shutdown on SIGTERM or Ctrl-C.
 async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let baselines = match (args.baselines, &args.namespace) {
+        (Some(true), Some(ns)) => anyhow::bail!(
+            "--baselines true needs every namespace watched, not --namespace {ns}: a baseline must know every policy"
+        ),
+        (Some(on), _) => on,
+        (None, namespace) => namespace.is_none(),
+    };
     telemetry::init_logging(args.log_format);
     let client = kube_client(args.kubeconfig.as_deref(), args.context.as_deref())
         .await
@@ -472,7 +481,7 @@ async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
         instance: identity.clone(),
         timing: controller::Timing::default(),
-        baselines: args.baselines,
+        baselines,
     };
     let lease = args.leader_election.then(|| controller::LeaseSettings {
         namespace: args.leader_election_namespace.clone(),

@@ -453,6 +453,17 @@ impl CognitoMfaBaselineSpec {
             && !self.exclude_pool_ids.contains(&policy.user_pool_id)
     }
 
+    /// Why the chart's ValidatingAdmissionPolicy refuses `policy` under this baseline: the
+    /// floor's failures of its spec when the baseline covers its pool ([`Self::covers_policy`])
+    /// and the policy writes (managementPolicy Enforce); empty when it is admitted. The CEL of
+    /// `templates/baseline-admission.yaml` says the same, and the end-to-end tests hold both to it.
+    pub fn refuses_at_admission(&self, policy: &super::CognitoMfaPolicySpec) -> Vec<Failure> {
+        if policy.management_policy == super::ManagementPolicy::Observe || !self.covers_policy(policy) {
+            return Vec::new();
+        }
+        self.floor.failures(&policy.settings)
+    }
+
     /// poolNameRegex compiled; an error names what is wrong with it.
     pub fn name_regex(&self) -> Result<Option<regex::Regex>, String> {
         self.pool_name_regex

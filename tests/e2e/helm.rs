@@ -52,33 +52,40 @@ fn helm_ok(args: &[&str]) -> String {
 }
 
 /// What `helm template` renders for `release` in `namespace` with `args` (values).
-fn render(release: &str, namespace: &str, args: &[&str]) -> Vec<Value> {
+pub(crate) fn render(release: &str, namespace: &str, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["template", release, CHART, "--namespace", namespace];
     all.extend_from_slice(args);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&helm_ok(&all)).unwrap();
     docs.into_iter().filter(|d| !d.is_null()).collect()
 }
 
-/// A stand-in for the Prometheus Operator's ServiceMonitor CRD (which clusters that enable the
-/// chart's ServiceMonitor have), so that the maximal values install.
-async fn ensure_service_monitor_crd(client: &Client) {
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-        "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-                 "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor", "listKind": "ServiceMonitorList"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    });
+/// Stand-ins for the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs (which clusters
+/// that enable the chart's ServiceMonitor and PrometheusRule have), so that the maximal values
+/// install.
+async fn ensure_monitoring_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        "servicemonitors.monitoring.coreos.com",
-        &PatchParams::apply("cognito-mfa-operator-e2e"),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap();
-    harness::wait_established(client, "servicemonitors.monitoring.coreos.com").await;
+    for (plural, kind) in [
+        ("servicemonitors", "ServiceMonitor"),
+        ("prometheusrules", "PrometheusRule"),
+    ] {
+        let name = format!("{plural}.monitoring.coreos.com");
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                     "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind, "listKind": format!("{kind}List")},
+                     "versions": [{"name": "v1", "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        });
+        api.patch(
+            &name,
+            &PatchParams::apply("cognito-mfa-operator-e2e"),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        harness::wait_established(client, &name).await;
+    }
 }
 
 /// The release that claims the CRD (`meta.helm.sh/release-name`, empty when none does), or
@@ -249,7 +256,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_with_helm() {
     );
 
     // Install again with every value set, under the same release name: it takes the kept CRD back.
-    ensure_service_monitor_crd(&client).await;
+    ensure_monitoring_crds(&client).await;
     helm_ok(&[
         "install",
         &release,
@@ -272,7 +279,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_with_helm() {
 async fn what_the_chart_renders_passes_a_server_side_dry_run() {
     let client = harness::client().await;
     harness::ensure_crd(&client).await;
-    ensure_service_monitor_crd(&client).await;
+    ensure_monitoring_crds(&client).await;
     let ns = TestNamespace::new(&client).await;
     let watch = format!("watch.namespace={}", ns.name);
     // The CRD is left out: on this cluster it is already installed by another field manager.

@@ -11,6 +11,7 @@ mod baseline;
 mod chart;
 mod deletion;
 mod faults;
+mod floor;
 mod gitops;
 mod helm;
 mod lifecycle;

@@ -132,8 +132,8 @@ async fn cross_account_role_is_assumed_through_sts() {
     assert!(own.is_err());
 }
 
-/// A baseline's scan (background reads) takes at most half of the read budget, and the policies'
-/// reads keep the rest: queued behind a large scan, they are not served after it.
+/// A baseline's scan (background reads) takes at most half of the read budget over time, and the
+/// policies' reads keep the rest: queued behind a large scan, they are not served after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scans_take_half_the_read_budget_and_never_starve_policies() {
     let (scanned, checked) = (
@@ -173,11 +173,12 @@ async fn scans_take_half_the_read_budget_and_never_starve_policies() {
     let background = proxy.arrivals_for("GetUserPoolMfaConfig", &scanned);
     let foreground = proxy.arrivals_for("GetUserPoolMfaConfig", &checked);
     assert_eq!((background.len(), foreground.len()), (24, 8));
-    // The scan never has more than half of the 8 per second.
-    assert!(
-        max_in_window(&background, Duration::from_millis(900)) <= 4,
-        "{background:?}"
-    );
+    // The scan enters the shared queue at no more than half of the 8 per second, so its 24
+    // reads span at least 5 s (at the full rate they would take 3 s). Within the shared queue
+    // its reads may go closer together, behind policy reads that came first: the share holds
+    // over time, not in each second.
+    let span = *background.iter().max().unwrap() - *background.iter().min().unwrap();
+    assert!(span >= Duration::from_millis(4900), "{span:?}: {background:?}");
     // The policies' reads are all served while the scan still has most of its reads to go
     // (without the share they would queue behind all 24).
     let last_check = *foreground.iter().max().unwrap();

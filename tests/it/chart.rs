@@ -315,7 +315,13 @@ fn every_flag_of_run_is_reachable_from_values() {
 fn optional_parts_follow_values() {
     let default = render(&[]).unwrap();
     let max = maximal();
-    for kind in ["ServiceMonitor", "PodDisruptionBudget"] {
+    for kind in [
+        "ServiceMonitor",
+        "PodDisruptionBudget",
+        "PrometheusRule",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ] {
         assert!(of_kind(&default, kind).is_empty(), "{kind} off by default");
         assert_eq!(of_kind(&max, kind).len(), 1, "{kind} when enabled");
     }
@@ -352,6 +358,7 @@ fn optional_parts_follow_values() {
 #[case::bad_log_format(&["--set", "logFormat=xml"], "logFormat")]
 #[case::budget_over_quota(&["--set", "aws.writeRps=20"], "writeRps")]
 #[case::bad_role(&["--set", "aws.roleArn=my-role"], "roleArn")]
+#[case::deny_and_warn(&["--set", "baselineAdmission.validationActions={Deny,Warn}"], "validationActions")]
 fn the_values_schema_rejects_bad_values(#[case] args: &[&str], #[case] message: &str) {
     let err = render(args).expect_err("helm refuses the values");
     assert!(err.contains(message), "{err}");

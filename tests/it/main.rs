@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod budget;
 mod chart;
 mod cli;

@@ -186,3 +186,27 @@ pub async fn set_totp_out_of_band(region: &str, pool: &str, mode: UserPoolMfaTyp
         .await
         .unwrap();
 }
+
+/// Deletes every pool of `region` (paginated), for a test that owns the region: its verdicts
+/// must not depend on pools an earlier run left behind.
+pub async fn clear_region(client: &Client) {
+    let mut pages = client.list_user_pools().max_results(60).into_paginator().send();
+    let mut ids = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("moto lists the pools");
+        ids.extend(
+            page.user_pools
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.id),
+        );
+    }
+    for id in ids {
+        client
+            .delete_user_pool()
+            .user_pool_id(id)
+            .send()
+            .await
+            .expect("moto deletes the pool");
+    }
+}
