@@ -216,7 +216,7 @@ for version in "${versions[@]}"; do
     # The harness is built with the tests' dependencies (no third compile of the tree); it
     # measures the release binary built above.
     CMO_OPERATOR_BIN="$PWD/$binary" CMO_MOTO_STATE="$state/moto" cargo test --locked --bench fleet -- \
-      --policies 200 --large 0 --latency-samples 20 --steady-interval 10
+      --policies 200 --large 0 --latency-samples 20 --steady-interval 10 --scan-pools 120 --scan-interval 10
   else
     phase "tests-$version" "tests (Kubernetes $version): admission, the chart, the baseline floor at admission, the lifecycle"
     tests cargo test --locked --test e2e -- --exact "$HELM_INSTALL"

@@ -2,7 +2,8 @@
 //! Kubernetes API server and moto's server, both on loopback (hack/bench.sh starts them).
 //!
 //!   cargo bench --bench fleet -- [--policies N] [--large N] [--write-rps R] [--latency-samples K]
-//!                                [--steady-interval SECONDS] [--only fleet|latency|footprint|large] [--out FILE]
+//!                                [--steady-interval SECONDS] [--scan-pools N] [--scan-interval SECONDS]
+//!                                [--only fleet|latency|scan|footprint|large] [--out FILE]
 //!
 //! It measures what BENCHMARKS.md reports: the cost of a steady-state drift check, convergence
 //! time against the write budget's bound, the budget itself, the latency from a spec change to
@@ -49,6 +50,8 @@ struct Args {
     latency_samples: usize,
     only: Option<String>,
     steady_interval: u64,
+    scan_pools: usize,
+    scan_interval: u64,
     out: Option<String>,
 }
 
@@ -69,6 +72,8 @@ fn args() -> Args {
         latency_samples: 100,
         only: None,
         steady_interval: 60,
+        scan_pools: 1000,
+        scan_interval: 60,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -81,7 +86,9 @@ fn args() -> Args {
             "--latency-samples" => a.latency_samples = value().parse().unwrap(),
             "--out" => a.out = Some(value()),
             "--steady-interval" => a.steady_interval = value().parse().unwrap(),
-            // One scenario only: fleet, latency, footprint or large.
+            "--scan-pools" => a.scan_pools = value().parse().unwrap(),
+            "--scan-interval" => a.scan_interval = value().parse().unwrap(),
+            // One scenario only: fleet, latency, scan, footprint or large.
             "--only" => a.only = Some(value()),
             // cargo bench passes --bench.
             "--bench" => {}
@@ -100,12 +107,20 @@ struct Operator {
 
 impl Operator {
     fn spawn(namespace: &str, endpoint: &str, extra: &[&str]) -> Self {
+        Self::spawn_scoped(&["--namespace", namespace], endpoint, extra)
+    }
+
+    /// The operator watching what `scope` names (`--namespace N`, or a label selector over
+    /// every namespace, which baselines need).
+    fn spawn_scoped(scope: &[&str], endpoint: &str, extra: &[&str]) -> Self {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
         let child = tokio::process::Command::new(operator_binary())
-            .args(["run", "--namespace", namespace, "--endpoint-url", endpoint])
+            .arg("run")
+            .args(scope)
+            .args(["--endpoint-url", endpoint])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(extra)
             // The cluster under test, even when the benchmark runs in a pod.
@@ -483,6 +498,164 @@ async fn steady_state(
     op.stop().await;
 }
 
+/// A region of its own for the scan: the baseline covers every pool of it.
+const SCAN_REGION: &str = "eu-north-1";
+const LIST: &str = "ListUserPools";
+
+/// Creates `n` pools in SCAN_REGION with TOTP on (`mode`); their IDs.
+async fn scan_pools(n: usize, mode: aws::UserPoolMfaType) -> Vec<String> {
+    stream::iter(0..n)
+        .map(|_| {
+            let mode = mode.clone();
+            async move {
+                let client = moto::client(SCAN_REGION).await;
+                let pool = moto::create_pool_with(&client).await;
+                client
+                    .set_user_pool_mfa_config()
+                    .user_pool_id(&pool)
+                    .mfa_configuration(mode)
+                    .software_token_mfa_configuration(
+                        aws::SoftwareTokenMfaConfigType::builder().enabled(true).build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                pool
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// A baseline's scan beside policies, in one account and region (one read budget): `pools`
+/// pools nobody wrote a policy for, `policies` policies in sync, drift checks and scans every
+/// `interval`. The policies' drift checks are measured over two intervals without the baseline,
+/// then over two intervals with it (after its first scan and one more interval, every pool in
+/// its phase).
+async fn scan(report: &mut Report, client: &kube::Client, pools: usize, policies: usize, interval: Duration) {
+    let ns = TestNamespace::new(client).await;
+    let proxy = FaultProxy::start(&moto::endpoint()).await;
+    let started = Instant::now();
+    // The region's pools are this scenario's alone.
+    moto::clear_region(&moto::client(SCAN_REGION).await).await;
+    scan_pools(pools, aws::UserPoolMfaType::On).await;
+    let owned = scan_pools(policies, aws::UserPoolMfaType::Optional).await;
+    let run = harness::unique("scan");
+    let api = ns.policies();
+    stream::iter(owned.iter().enumerate())
+        .map(|(i, pool)| {
+            let (api, run) = (api.clone(), run.clone());
+            async move {
+                let p = policy(
+                    &format!("s{i:05}"),
+                    &run,
+                    json!({"userPoolId": pool, "mfaConfiguration": "OPTIONAL",
+                    "softwareTokenMfaConfiguration": {"enabled": true}}),
+                );
+                api.create(&PostParams::default(), &p).await.unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    eprintln!(
+        "{pools} pools and {policies} policies created in {:.0?}",
+        started.elapsed()
+    );
+    let covered = pools + policies;
+    let secs = interval.as_secs_f64();
+    // The scan may take half the budget: room for every covered pool once an interval, twice
+    // over, and the policies' checks beside it.
+    let reads = (2.0 * covered as f64 / secs).ceil() as u32 + (policies as f64 / secs).ceil() as u32 + 5;
+    let selector = format!("cognitomfa.io/e2e-run={run}");
+    let op = Operator::spawn_scoped(
+        &["--label-selector", &selector],
+        &proxy.url,
+        &[
+            "--baselines",
+            "true",
+            "--aws-read-rps",
+            &reads.to_string(),
+            "--resync-interval",
+            &format!("{}s", interval.as_secs()),
+        ],
+    );
+    while op.metric_sum("cognito_mfa_reconciles_total").await < policies as f64 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(interval).await;
+    // (drift checks, Gets, Lists) over two intervals.
+    let window = || async {
+        let (c0, g0, l0) = (
+            op.metric_sum("cognito_mfa_reconciles_total").await,
+            proxy.seen(GET),
+            proxy.seen(LIST),
+        );
+        tokio::time::sleep(interval * 2).await;
+        (
+            op.metric_sum("cognito_mfa_reconciles_total").await - c0,
+            proxy.seen(GET) - g0,
+            proxy.seen(LIST) - l0,
+        )
+    };
+    let (checks_alone, gets_alone, _) = window().await;
+
+    let name = harness::unique("scan");
+    let baselines: Api<cognito_mfa_operator::api::CognitoMfaBaseline> = Api::all(client.clone());
+    let baseline = serde_json::from_value(json!({
+        "apiVersion": "cognitomfa.io/v1alpha1", "kind": "CognitoMfaBaseline",
+        "metadata": {"name": name},
+        "spec": {"regions": [SCAN_REGION], "floor": {"mfaConfiguration": ["ON", "OPTIONAL"], "factors": ["TOTP"]},
+                 "scanInterval": format!("{}s", interval.as_secs())}
+    }))
+    .unwrap();
+    baselines.create(&PostParams::default(), &baseline).await.unwrap();
+    let scan_started = Instant::now();
+    // The first scan: every covered pool read once.
+    loop {
+        let b = baselines.get(&name).await.unwrap();
+        let scanned = b.status.and_then(|s| s.pools).map_or(0, |p| p.scanned);
+        if scanned as usize >= covered {
+            break;
+        }
+        assert!(
+            scan_started.elapsed() < interval * 4 + Duration::from_secs(60),
+            "the first scan did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let first_scan = scan_started.elapsed();
+    tokio::time::sleep(interval).await;
+    let (checks, gets, lists) = window().await;
+    let status = baselines.get(&name).await.unwrap().status.unwrap_or_default();
+    let counts = status.pools.unwrap_or_default();
+    let scan_gets = gets as f64 - checks;
+    report.line(format!(
+        "### Baseline scan: {pools} pools without a policy and {policies} policies in sync, one region, scan and drift check every {interval:?}, read budget {reads}/s"
+    ));
+    // One listing an interval, of 60 pools a page.
+    let pages = covered.div_ceil(60);
+    report.line(format!(
+        "- per covered pool and interval: **{:.3} GetUserPoolMfaConfig** by the scan (target 1) and **{:.4} ListUserPools** (target 1/60 = 0.0167, in whole pages: {pages}/{covered} = {:.4}); {lists} Lists over two intervals",
+        scan_gets / (covered as f64 * 2.0),
+        lists as f64 / (covered as f64 * 2.0),
+        pages as f64 / covered as f64
+    ));
+    report.line(format!(
+        "- the policies' drift checks during the scan: **{:.3} of their rate without it** (target within 0.95-1.05): {checks} checks over two intervals, {checks_alone} without the baseline ({gets_alone} Gets)",
+        checks / checks_alone.max(1.0)
+    ));
+    report.line(format!(
+        "- first scan of {covered} pools in {first_scan:.1?} (the interval: {interval:?}); status: {} scanned, {} compliant, {} owned by policies, {} non-compliant",
+        counts.scanned, counts.compliant, counts.owned_by_policies, counts.non_compliant
+    ));
+    report.line("");
+    let _ = baselines.delete(&name, &Default::default()).await;
+    op.stop().await;
+    drop(ns);
+}
+
 /// Latency from a spec change to the SetUserPoolMfaConfig call, with an idle operator.
 async fn latency(report: &mut Report, client: &kube::Client, samples: usize) {
     let ns = TestNamespace::new(client).await;
@@ -603,6 +776,18 @@ async fn main() {
     }
     if run("latency") {
         latency(&mut report, &client, args.latency_samples).await;
+    }
+    if args.scan_pools > 0 && run("scan") {
+        // The policies beside the scan: a fifth as many.
+        let policies = (args.scan_pools / 5).max(1);
+        scan(
+            &mut report,
+            &client,
+            args.scan_pools,
+            policies,
+            Duration::from_secs(args.scan_interval),
+        )
+        .await;
     }
     if args.large > 0 && run("footprint") {
         // The footprint alone: a large fleet already in sync.

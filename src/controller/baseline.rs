@@ -276,7 +276,6 @@ fn owner(b: &CognitoMfaBaseline, pool: &PoolRef, ctx: &Context) -> Owner {
 }
 
 async fn reconcile(b: Arc<CognitoMfaBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
     let uid = b.uid().unwrap_or_default();
     let generation = b.meta().generation.unwrap_or_default();
     let violations = api::baseline::validate(&b.spec);
@@ -287,10 +286,7 @@ async fn reconcile(b: Arc<CognitoMfaBaseline>, ctx: Arc<Context>) -> Result<Acti
             ..Scan::default()
         };
         lock(&ctx.scans).remove(&uid);
-        let reason = report(&b, &ctx, generation, &scan).await?;
-        ctx.shared
-            .metrics
-            .reconciled(reason.as_str(), started.elapsed().as_secs_f64());
+        report(&b, &ctx, generation, &scan).await?;
         return Ok(Action::requeue(ctx.shared.settings.stalled_recheck_interval));
     }
     let interval = b.spec.interval().expect("a valid spec has an interval");
@@ -373,10 +369,7 @@ async fn reconcile(b: Arc<CognitoMfaBaseline>, ctx: Arc<Context>) -> Result<Acti
         .min()
         .unwrap_or(state.next_list);
     lock(&ctx.scans).insert(uid.clone(), state);
-    let reason = report(&b, &ctx, generation, &scan).await?;
-    ctx.shared
-        .metrics
-        .reconciled(reason.as_str(), started.elapsed().as_secs_f64());
+    report(&b, &ctx, generation, &scan).await?;
     let after = if more {
         Duration::ZERO
     } else {
@@ -667,13 +660,20 @@ async fn write_status(
         "kind": "CognitoMfaBaseline",
         "status": status,
     });
-    Api::<CognitoMfaBaseline>::all(ctx.shared.client.clone())
+    let written = Api::<CognitoMfaBaseline>::all(ctx.shared.client.clone())
         .patch_status(
             &b.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
-        .await?;
-    ctx.shared.metrics.kubernetes_write("status");
-    Ok(())
+        .await;
+    match written {
+        // Deleted while its scan ran: nothing to report on, nothing to retry.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+        Ok(_) => {
+            ctx.shared.metrics.kubernetes_write("status");
+            Ok(())
+        }
+    }
 }

@@ -195,3 +195,91 @@ async fn the_charts_rbac_is_sufficient_and_minimal() {
         );
     }
 }
+
+/// A release that watches every namespace: its ClusterRole gives baselines what their
+/// controller calls (list and watch them, patch their status, events for them in `default`,
+/// every policy read) and nothing more: no baseline is created, changed or deleted by the
+/// operator, and a policy's spec is never written.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_wide_rbac_covers_baselines_and_no_more() {
+    let t = Setup::new().await;
+    let ns = t.ns.name.clone();
+    let release = unique("cmo");
+    let helm = std::env::var("HELM").expect("HELM is not set: run the tests with hack/test.sh");
+    let out = Command::new(helm)
+        .args(["template", &release, CHART, "--namespace", &ns])
+        .args([
+            "--set",
+            "crds.install=false",
+            "--set",
+            &format!("fullnameOverride={release}"),
+        ])
+        .args([
+            "--show-only",
+            "templates/rbac.yaml",
+            "--show-only",
+            "templates/serviceaccount.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    assert!(rendered.contains("kind: ClusterRole\n"), "{rendered}");
+    // The cluster-scoped objects go when the test does, failed or not.
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for kind in ["clusterrolebinding", "clusterrole"] {
+                let _ = crate::harness::kubectl_run(
+                    &["delete", kind, &self.0, "--ignore-not-found", "--wait=false"],
+                    None,
+                );
+            }
+        }
+    }
+    let _cleanup = Cleanup(release.clone());
+    crate::harness::kubectl_ok(&["apply", "-n", &ns, "-f", "-"], Some(&rendered));
+    let c = &client_as(&t.client, &ns, &release).await;
+    let group = "cognitomfa.io";
+    // Wait for the binding to take effect (the authorizer's cache follows the API).
+    wait(
+        std::time::Duration::from_secs(30),
+        "the ClusterRoleBinding to apply",
+        || async {
+            can(c, "list", group, "cognitomfabaselines", "", None)
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    for (verb, resource, namespace) in [
+        ("watch", "cognitomfabaselines", ""),
+        ("patch", "cognitomfabaselines/status", ""),
+        ("list", "cognitomfapolicies", "default"),
+        ("watch", "cognitomfapolicies", "some-namespace"),
+    ] {
+        assert!(
+            can(c, verb, group, resource, namespace, None).await,
+            "{verb} {resource}"
+        );
+    }
+    assert!(
+        can(c, "create", "events.k8s.io", "events", "default", None).await,
+        "events of baselines go to the default namespace"
+    );
+    for (verb, resource) in [
+        ("create", "cognitomfabaselines"),
+        ("update", "cognitomfabaselines"),
+        ("patch", "cognitomfabaselines"),
+        ("delete", "cognitomfabaselines"),
+        ("update", "cognitomfabaselines/status"),
+        ("create", "cognitomfapolicies"),
+        ("delete", "cognitomfapolicies"),
+    ] {
+        assert!(
+            !can(c, verb, group, resource, "", None).await,
+            "the operator may {verb} {resource}"
+        );
+    }
+    assert!(!can(c, "list", "", "secrets", "default", None).await);
+}

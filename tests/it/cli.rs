@@ -736,3 +736,34 @@ async fn a_failing_policy_is_reported_once() {
     );
     assert!(!json.stderr.contains("ResourceNotFoundException"), "{json:?}");
 }
+
+/// Baselines need every policy in view: `run --namespace` leaves them off, and asking for
+/// them with it is refused before anything is contacted.
+#[tokio::test]
+async fn baselines_with_one_namespace_are_refused() {
+    let out = cli(
+        &[
+            "run",
+            "--namespace",
+            "identity",
+            "--baselines",
+            "true",
+            "--kubeconfig",
+            "/nonexistent",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--baselines true needs every namespace watched, not --namespace identity"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("nonexistent"),
+        "refused before the kubeconfig is read: {}",
+        out.stderr
+    );
+}
