@@ -21,12 +21,38 @@ use crate::{
 /// A region no other test uses: the baseline covers all of its pools that bear the run's prefix.
 const REGION: &str = "ap-southeast-2";
 
+/// Baselines by name, deleted when dropped: a test that fails halfway leaves none behind (a
+/// baseline covers every policy of its region and account).
+struct Gone(Vec<String>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = crate::harness::kubectl_run(
+                &[
+                    "delete",
+                    "cognitomfabaseline",
+                    name,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ],
+                None,
+            );
+        }
+    }
+}
+
+/// Held by each test that runs the baseline controller: baselines are cluster-scoped and every
+/// such operator acts on all of them, so these tests take turns.
+static BASELINE_CONTROLLER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn baseline_status(api: &Api<CognitoMfaBaseline>, name: &str) -> CognitoMfaBaseline {
     api.get(name).await.unwrap()
 }
 
 #[tokio::test]
 async fn baselines_find_enforce_and_leave_policies_alone() {
+    let _turn = BASELINE_CONTROLLER.lock().await;
     let setup = Setup::new().await;
     let prefix = unique("bl");
     let pool = |n: &str| format!("{prefix}-{n}");
@@ -49,6 +75,7 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
     let operator = setup.operator(config).await;
     let api: Api<CognitoMfaBaseline> = Api::all(setup.client.clone());
     let name = unique("floor");
+    let _gone = Gone(vec![name.clone()]);
     let baseline: CognitoMfaBaseline = serde_json::from_value(json!({
         "apiVersion": "cognitomfa.io/v1alpha1", "kind": "CognitoMfaBaseline",
         "metadata": {"name": name},
@@ -242,5 +269,152 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
         moto::mfa_config(REGION, &d).await.mfa_configuration,
         Some(UserPoolMfaType::Off)
     );
+    operator.stop().await;
+}
+
+/// A region of another account (moto keeps accounts apart, like AWS), for the next test only.
+const OTHER_REGION: &str = "ap-northeast-3";
+
+/// Two Enforce baselines over the pools of another account, reached through STS: the older
+/// one owns a pool below both floors and writes it; the newer one reports the conflict and
+/// never writes. The operator's own account's pools of the region are none of theirs.
+#[tokio::test]
+async fn the_oldest_baseline_owns_a_pool_of_another_account() {
+    let _turn = BASELINE_CONTROLLER.lock().await;
+    let setup = Setup::new().await;
+    let prefix = unique("xa");
+    let role = format!("arn:aws:iam::210987654321:role/{prefix}");
+    let other = moto::client_as(OTHER_REGION, &role).await;
+    let theirs = other
+        .create_user_pool()
+        .pool_name(format!("{prefix}-theirs"))
+        .send()
+        .await
+        .unwrap()
+        .user_pool
+        .and_then(|p| p.id)
+        .unwrap();
+    let ours = moto::create_named_pool(OTHER_REGION, &format!("{prefix}-ours")).await;
+    let mut config = setup.config(&moto::endpoint());
+    config.baselines = true;
+    let operator = setup.operator(config).await;
+    let api: Api<CognitoMfaBaseline> = Api::all(setup.client.clone());
+    let spec = |modes: serde_json::Value, template: serde_json::Value| {
+        json!({
+            "regions": [OTHER_REGION],
+            "credentials": {"roleArn": role, "externalId": "xa-ext"},
+            "poolNameRegex": format!("^{prefix}-"),
+            "floor": {"mfaConfiguration": modes, "factors": ["TOTP"]},
+            "action": "Enforce",
+            "template": template,
+            "scanInterval": "2s"
+        })
+    };
+    let baseline = |name: &str, spec: serde_json::Value| -> CognitoMfaBaseline {
+        serde_json::from_value(json!({
+            "apiVersion": "cognitomfa.io/v1alpha1", "kind": "CognitoMfaBaseline",
+            "metadata": {"name": name, "annotations": {"cognitomfa.io/allow-disruptive-changes": "true"}},
+            "spec": spec
+        }))
+        .unwrap()
+    };
+    let (older, newer) = (format!("{prefix}-older"), format!("{prefix}-newer"));
+    let _gone = Gone(vec![older.clone(), newer.clone()]);
+    api.create(
+        &PostParams::default(),
+        &baseline(
+            &older,
+            spec(
+                json!(["ON", "OPTIONAL"]),
+                json!({"mfaConfiguration": "OPTIONAL", "softwareTokenMfaConfiguration": {"enabled": true}}),
+            ),
+        ),
+    )
+    .await
+    .unwrap();
+    // Creation times have a resolution of a second: the newer one is a second younger.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    api.create(
+        &PostParams::default(),
+        &baseline(
+            &newer,
+            spec(
+                json!(["ON"]),
+                json!({"mfaConfiguration": "ON", "softwareTokenMfaConfiguration": {"enabled": true}}),
+            ),
+        ),
+    )
+    .await
+    .unwrap();
+
+    // The older one brings the other account's pool to its own template.
+    wait(
+        Duration::from_secs(60),
+        "the older baseline to enforce",
+        || async {
+            let live = other
+                .get_user_pool_mfa_config()
+                .user_pool_id(&theirs)
+                .send()
+                .await
+                .ok()?;
+            (live.mfa_configuration == Some(UserPoolMfaType::Optional)).then_some(())
+        },
+    )
+    .await;
+    // The newer one finds it below its floor (ON), owned by the older: a conflict, reported.
+    let status = wait(
+        Duration::from_secs(60),
+        "the newer baseline's conflict",
+        || async {
+            let s = baseline_status(&api, &newer).await.status?;
+            let counts = s.pools.clone()?;
+            (counts.scanned == 1 && counts.conflicts == 1 && counts.non_compliant == 1).then_some(s)
+        },
+    )
+    .await;
+    let finding = &status.non_compliant[0];
+    assert_eq!(finding.user_pool_id, theirs);
+    assert_eq!(
+        finding.owner.as_deref(),
+        Some(format!("CognitoMfaBaseline {older}").as_str()),
+        "{finding:?}"
+    );
+    let older_counts = baseline_status(&api, &older).await.status.unwrap().pools.unwrap();
+    assert_eq!(
+        (
+            older_counts.scanned,
+            older_counts.compliant,
+            older_counts.enforced
+        ),
+        (1, 1, 1),
+        "{older_counts:?}"
+    );
+    let events = wait(Duration::from_secs(30), "the conflict event", || async {
+        let e = events(&setup.client, "default", &newer).await;
+        e.iter().any(|(r, _)| r == "Conflict").then_some(e)
+    })
+    .await;
+    assert!(events.iter().all(|(r, _)| r != "Enforced"), "{events:?}");
+    // Scans later, the newer one has still not written: the pool is OPTIONAL, not ON.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let live = other
+        .get_user_pool_mfa_config()
+        .user_pool_id(&theirs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.mfa_configuration, Some(UserPoolMfaType::Optional));
+    // The operator's own account was never read for them, and STS was asked with the external ID.
+    assert_eq!(moto::calls(&ours, "GetUserPoolMfaConfig").await, 0);
+    assert!(
+        moto::assume_role_requests(&role)
+            .await
+            .iter()
+            .any(|r| r.contains("ExternalId=xa-ext") && r.contains("RoleSessionName=cognito-mfa-operator"))
+    );
+    for name in [&newer, &older] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
     operator.stop().await;
 }
