@@ -147,7 +147,8 @@ pub struct AwsArgs {
     /// Send every AWS call to this URL instead of AWS (for an emulator such as moto).
     #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// Read calls (GetUserPoolMfaConfig, DescribeUserPool) per second, per account and region.
+    /// Read calls (GetUserPoolMfaConfig, DescribeUserPool, ListUserPools) per second, per
+    /// account and region. Baseline scans take at most half; policies keep the rest.
     #[arg(long, env = "COGNITO_MFA_AWS_READ_RPS", default_value = "5", value_name = "N")]
     pub aws_read_rps: NonZeroU32,
 }
@@ -266,9 +267,10 @@ pub struct RunArgs {
     #[arg(long, env = "COGNITO_MFA_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub leader_election_lease_duration: Duration,
     /// Run the CognitoMfaBaseline controller (cluster-scoped baselines: scan every pool of
-    /// their regions). false: policies only. Default: true when every namespace is watched,
-    /// false with --namespace (a baseline must know every policy, or it would take the pools of
-    /// policies it cannot see for nobody's); true with --namespace is refused.
+    /// their regions). false: policies only. Default: true when every policy is watched, false
+    /// with --namespace or --label-selector (a baseline must know every policy, or it would take
+    /// the pools of policies it cannot see for nobody's). true with --namespace is refused; true
+    /// with --label-selector is for one release only, whose selector takes in every policy.
     #[arg(long, env = "COGNITO_MFA_BASELINES", action = clap::ArgAction::Set, value_name = "BOOL")]
     pub baselines: Option<bool>,
     /// Log line format.
@@ -440,7 +442,7 @@ async fn operate(args: RunArgs) -> anyhow::Result<ExitCode> {
             "--baselines true needs every namespace watched, not --namespace {ns}: a baseline must know every policy"
         ),
         (Some(on), _) => on,
-        (None, namespace) => namespace.is_none(),
+        (None, namespace) => namespace.is_none() && args.label_selector.is_none(),
     };
     telemetry::init_logging(args.log_format);
     let client = kube_client(args.kubeconfig.as_deref(), args.context.as_deref())

@@ -278,15 +278,18 @@ pub enum WriteCause {
     DriftCorrection,
     /// The policy was deleted with `deletionPolicy` `Reset` or `Restore`.
     Deletion,
+    /// A baseline's template, written to a pool below its floor that nobody's policy owns.
+    Baseline,
 }
 
 impl WriteCause {
     /// Every cause, for metrics that report each one.
-    pub const ALL: [WriteCause; 4] = [
+    pub const ALL: [WriteCause; 5] = [
         Self::FirstApply,
         Self::SpecChange,
         Self::DriftCorrection,
         Self::Deletion,
+        Self::Baseline,
     ];
 
     /// The cause as it appears in metrics and logs.
@@ -296,6 +299,7 @@ impl WriteCause {
             Self::SpecChange => "spec_change",
             Self::DriftCorrection => "drift_correction",
             Self::Deletion => "deletion",
+            Self::Baseline => "baseline",
         }
     }
 }

@@ -182,7 +182,7 @@ impl Default for Metrics {
         let aws_writes = Family::<CauseLabels, Counter>::default();
         registry.register(
             "aws_writes",
-            "SetUserPoolMfaConfig calls that Cognito accepted, by cause: first_apply (a policy's first write), spec_change (a new spec, or its approval), drift_correction, deletion (deletionPolicy Reset or Restore)",
+            "SetUserPoolMfaConfig calls that Cognito accepted, by cause: first_apply (a policy's first write), spec_change (a new spec, or its approval), drift_correction, deletion (deletionPolicy Reset or Restore), baseline (a baseline's template written to a pool below its floor)",
             aws_writes.clone(),
         );
         for cause in WriteCause::ALL {

@@ -146,12 +146,18 @@ fn default_scan_interval() -> String {
     DEFAULT_SCAN_INTERVAL.to_owned()
 }
 
+/// Why a floor cannot allow MFA OFF.
+pub const FLOOR_OFF_MESSAGE: &str =
+    "a floor cannot allow OFF: with MFA off no factor is on, so no pool could meet it";
+
 /// The least every covered pool must have.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Floor {
-    /// The MFA modes a pool may have, for example [ON] or [ON, OPTIONAL]. Default [ON].
+    /// The MFA modes a pool may have, for example [ON] or [ON, OPTIONAL]. Default [ON]. OFF is
+    /// refused: with MFA off no factor is on, so no pool could meet the floor.
     #[serde(default = "default_modes")]
+    #[x_kube(validation = Rule::new("!self.exists(m, m == 'OFF')").message(FLOOR_OFF_MESSAGE))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     #[schemars(length(min = 1, max = 3))]
     pub mfa_configuration: Vec<MfaMode>,
@@ -540,6 +546,9 @@ pub fn validate(spec: &CognitoMfaBaselineSpec) -> Vec<Violation> {
     }
     if spec.floor.mfa_configuration.is_empty() {
         v.fail("spec.floor.mfaConfiguration", "at least one mode");
+    }
+    if spec.floor.mfa_configuration.contains(&MfaMode::Off) {
+        v.fail("spec.floor.mfaConfiguration", FLOOR_OFF_MESSAGE);
     }
     if spec.floor.factors.is_empty() {
         v.fail("spec.floor.factors", "at least one factor");

@@ -97,7 +97,7 @@ fn parse_baseline(text: &str) -> anyhow::Result<CognitoMfaBaseline> {
 
 pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     // Bad input touches nothing: the file and the regions are checked before any AWS call.
-    let baseline = match &args.baseline {
+    let mut baseline = match &args.baseline {
         Some(path) => Some(
             parse_baseline(&read_input(path)?)
                 .with_context(|| format!("invalid baseline in {}", path.display()))?,
@@ -109,6 +109,10 @@ pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         ([], None) => bail!("name a region: --region REGION (or give --baseline FILE with spec.regions)"),
         (given, _) => given.to_vec(),
     };
+    // --region replaces the baseline's regions, for what it covers too.
+    if let Some(b) = &mut baseline {
+        b.spec.regions.clone_from(&regions);
+    }
     for r in &regions {
         if api::region_of_pool_id(&format!("{r}_x")).is_none() {
             bail!("--region {r:?}: must be an AWS region code such as eu-west-1");

@@ -82,6 +82,19 @@ struct ScanState {
     list_error: Option<(ErrorClass, String)>,
     /// A list happened whose pools are not all read yet.
     round_open: bool,
+    /// The approval annotations last seen: when they change, the pools waiting for approval
+    /// are read (and written) at once, not at their next turn.
+    approvals: Approvals,
+}
+
+/// The values of the standing and the change-bound approval annotations.
+type Approvals = (Option<String>, Option<String>);
+
+fn approvals_of(b: &CognitoMfaBaseline) -> Approvals {
+    (
+        b.annotations().get(api::ALLOW_DISRUPTIVE_ANNOTATION).cloned(),
+        b.annotations().get(api::APPROVE_CHANGE_ANNOTATION).cloned(),
+    )
 }
 
 impl ScanState {
@@ -93,7 +106,16 @@ impl ScanState {
             last_scan_time: None,
             list_error: None,
             round_open: false,
+            approvals: Approvals::default(),
         }
+    }
+}
+
+/// A scan's state is dropped (a new generation, an invalid spec, the baseline gone): its pools'
+/// compliance series go with it, so that no alert fires for a pool the baseline no longer covers.
+fn forget(metrics: &Metrics, name: &str, state: &ScanState) {
+    for p in state.pools.values() {
+        metrics.pool_compliant(name, &p.pool, None);
     }
 }
 
@@ -144,9 +166,7 @@ pub(super) async fn run(
                     seen.remove(&uid);
                     gone_failures.succeeded(&uid);
                     if let Some(scan) = lock(&gone_scans).remove(&uid) {
-                        for p in scan.pools.values() {
-                            metrics.pool_compliant(&gone.name_any(), &p.pool, None);
-                        }
+                        forget(&metrics, &gone.name_any(), &scan);
                     }
                     metrics.baseline_gone(&gone.name_any());
                     vec![gone]
@@ -265,6 +285,8 @@ fn owner(b: &CognitoMfaBaseline, pool: &PoolRef, ctx: &Context) -> Owner {
                 && o.spec.action == BaselineAction::Enforce
                 && account_of(o.spec.credentials.as_ref()) == account
                 && order(o) < order(b)
+                // An invalid baseline never writes, so it owns nothing.
+                && api::baseline::validate(&o.spec).is_empty()
                 && o.spec.name_regex().is_ok_and(|r| o.spec.covers(pool, r.as_ref()))
         })
         .into_iter()
@@ -285,18 +307,36 @@ async fn reconcile(b: Arc<CognitoMfaBaseline>, ctx: Arc<Context>) -> Result<Acti
             invalid: Some(why.join("; ")),
             ..Scan::default()
         };
-        lock(&ctx.scans).remove(&uid);
+        if let Some(old) = lock(&ctx.scans).remove(&uid) {
+            forget(&ctx.shared.metrics, &b.name_any(), &old);
+        }
         report(&b, &ctx, generation, &scan).await?;
         return Ok(Action::requeue(ctx.shared.settings.stalled_recheck_interval));
     }
     let interval = b.spec.interval().expect("a valid spec has an interval");
     let regex = b.spec.name_regex().expect("a valid spec has a valid regex");
     // One reconcile per baseline at a time: the state is taken out, and put back at the end.
-    let mut state = lock(&ctx.scans)
-        .remove(&uid)
-        .filter(|s| s.generation == generation)
-        .unwrap_or_else(|| ScanState::new(generation));
     let name = b.name_any();
+    let previous = lock(&ctx.scans).remove(&uid);
+    let mut state = match previous {
+        Some(s) if s.generation == generation => s,
+        other => {
+            if let Some(old) = other {
+                forget(&ctx.shared.metrics, &name, &old);
+            }
+            ScanState::new(generation)
+        }
+    };
+    let approvals = approvals_of(&b);
+    if state.approvals != approvals {
+        state.approvals = approvals;
+        let now_i = Instant::now();
+        for p in state.pools.values_mut() {
+            if p.finding.as_ref().is_some_and(|f| f.approval_token.is_some()) {
+                p.due = now_i;
+            }
+        }
+    }
     if Instant::now() >= state.next_list {
         list(&b, &ctx, &mut state, regex.as_ref(), interval).await;
     }
@@ -575,7 +615,7 @@ async fn enforce(
             let cause = if previous.is_some_and(|p| p.compliant() && p.owner == Owner::This) {
                 WriteCause::DriftCorrection
             } else {
-                WriteCause::FirstApply
+                WriteCause::Baseline
             };
             ctx.shared.metrics.aws_write(cause);
             let (found, standing) = engine::after_write(&outcome);

@@ -270,15 +270,16 @@ pub fn next(
         generation,
         now,
     );
-    let stalled = reason.is_stalled()
-        || scan
-            .list_error
-            .as_ref()
-            .is_some_and(|(class, _)| *class == ErrorClass::AccessDenied);
-    let (stalled_status, stalled_reason, stalled_message) = if stalled {
-        ("True", reason.as_str(), message.as_str())
-    } else {
-        ("False", "Progressing", "Nothing waits on a person.")
+    // Stalled says what waits on a person: the Ready reason when it is one, else a list that
+    // access denies (after a complete scan, Ready still reports that scan's verdict).
+    let denied_list = scan
+        .list_error
+        .as_ref()
+        .filter(|(class, _)| *class == ErrorClass::AccessDenied);
+    let (stalled_status, stalled_reason, stalled_message) = match denied_list {
+        _ if reason.is_stalled() => ("True", reason.as_str(), message.as_str()),
+        Some((class, why)) => ("True", BaselineReason::of_error(*class).as_str(), why.as_str()),
+        None => ("False", "Progressing", "Nothing waits on a person."),
     };
     set_condition(
         &mut status.conditions,
@@ -432,6 +433,16 @@ mod tests {
         assert_eq!(reason, BaselineReason::Compliant);
         assert_eq!(condition(&status, SYNCED), ("False", "Throttled"));
         assert_eq!(condition(&status, STALLED), ("False", "Progressing"));
+        // Denied after a complete scan: Ready keeps the verdict, Stalled names the denial.
+        let denied_later = Scan {
+            list_error: Some((ErrorClass::AccessDenied, "ListUserPools denied".into())),
+            ..throttled
+        };
+        let (status, reason) = next(None, 1, &denied_later, &at(10));
+        assert_eq!(reason, BaselineReason::Compliant);
+        assert_eq!(condition(&status, STALLED), ("True", "AccessDenied"));
+        let stalled = status.conditions.iter().find(|c| c.type_ == STALLED).unwrap();
+        assert_eq!(stalled.message, "ListUserPools denied");
         let invalid = Scan {
             invalid: Some("spec.poolNameRegex: bad".into()),
             ..Scan::default()

@@ -13,7 +13,7 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Setup, examples_in, kubectl_ok, kubectl_run, policy, wait},
+    harness::{Setup, baseline_examples, examples_in, kubectl_ok, kubectl_run, policy, wait},
     support::{
         admission,
         cases::{invalid_specs, spec_with, unicode_cases, valid_specs},
@@ -193,6 +193,13 @@ async fn every_valid_spec_and_every_example_is_accepted_by_the_server() {
     for manifest in examples {
         let out = kubectl_ok(&["apply", "--dry-run=server", "-f", "-"], Some(&manifest));
         assert!(out.contains("cognitomfapolicy"), "{out}");
+    }
+    // The baselines' examples (cluster-scoped; a dry run stores nothing).
+    let baselines = baseline_examples();
+    assert_eq!(baselines.len(), 2);
+    for manifest in baselines {
+        let out = kubectl_ok(&["apply", "--dry-run=server", "-f", "-"], Some(&manifest));
+        assert!(out.contains("cognitomfabaseline"), "{out}");
     }
 }
 

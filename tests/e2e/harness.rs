@@ -102,8 +102,31 @@ pub fn operator_command() -> tokio::process::Command {
     cmd
 }
 
-/// The examples' manifests, moved into `namespace` (as a kustomize namespace transformer would).
+/// The policy examples' manifests, moved into `namespace` (as a kustomize namespace transformer
+/// would). The baseline examples are cluster-scoped: see [`baseline_examples`].
 pub fn examples_in(namespace: &str) -> Vec<String> {
+    example_files()
+        .into_iter()
+        .filter(|text| !text.contains("\nkind: CognitoMfaBaseline\n"))
+        .map(|text| {
+            text.replace(
+                "\n  namespace: identity\n",
+                &format!("\n  namespace: {namespace}\n"),
+            )
+        })
+        .collect()
+}
+
+/// The baseline examples' manifests, as written.
+pub fn baseline_examples() -> Vec<String> {
+    example_files()
+        .into_iter()
+        .filter(|text| text.contains("\nkind: CognitoMfaBaseline\n"))
+        .collect()
+}
+
+/// Every file of examples/ (not its folders), in name order.
+fn example_files() -> Vec<String> {
     let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -112,12 +135,7 @@ pub fn examples_in(namespace: &str) -> Vec<String> {
     files.sort();
     files
         .iter()
-        .map(|p| {
-            std::fs::read_to_string(p).unwrap().replace(
-                "\n  namespace: identity\n",
-                &format!("\n  namespace: {namespace}\n"),
-            )
-        })
+        .map(|p| std::fs::read_to_string(p).unwrap())
         .collect()
 }
 

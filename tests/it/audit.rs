@@ -197,7 +197,7 @@ async fn a_baselines_credentials_audit_another_account() {
         .collect();
     assert_eq!(
         ids,
-        [theirs.clone()],
+        vec![theirs.clone()],
         "only the other account's pools: {ours} is ours"
     );
     let assumed = moto::assume_role_requests(&role).await;

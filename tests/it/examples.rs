@@ -1,8 +1,15 @@
-//! The examples in examples/ are valid policies, by every rule admission applies (schema and
-//! CEL) and by the operator's own checks; and the IAM policy in docs/ permits every call the
-//! operator makes, with nothing wider.
+//! The examples in examples/ are valid policies and baselines, by every rule admission applies
+//! (schema and CEL) and by the operator's own checks; and the IAM policy in docs/ permits every
+//! call the operator makes, with nothing wider.
 
-use cognito_mfa_operator::{api::MfaMode, cli::parse_policies, cognito::Operation};
+use cognito_mfa_operator::{
+    api::{
+        self, MfaMode,
+        baseline::{self, BaselineAction, CognitoMfaBaseline},
+    },
+    cli::parse_policies,
+    cognito::Operation,
+};
 use serde_json::Value;
 
 use crate::support::admission;
@@ -25,9 +32,25 @@ fn examples() -> Vec<(String, String)> {
     files
 }
 
+/// Whether an example file holds CognitoMfaBaselines (checked by `every_baseline_example_is_valid`)
+/// rather than CognitoMfaPolicies.
+fn is_baseline(text: &str) -> bool {
+    serde_saphyr::from_multiple::<Value>(text)
+        .unwrap()
+        .iter()
+        .any(|d| d["kind"] == "CognitoMfaBaseline")
+}
+
+fn policy_examples() -> Vec<(String, String)> {
+    examples()
+        .into_iter()
+        .filter(|(_, text)| !is_baseline(text))
+        .collect()
+}
+
 #[test]
 fn every_example_is_a_valid_policy() {
-    let files = examples();
+    let files = policy_examples();
     assert!(files.len() >= 6, "{files:?}");
     for (name, text) in &files {
         // The operator's own checks: kinds, unknown fields, types, limits, cross-field rules.
@@ -44,7 +67,7 @@ fn every_example_is_a_valid_policy() {
 
 #[test]
 fn the_examples_cover_the_main_setups() {
-    let policies: Vec<_> = examples()
+    let policies: Vec<_> = policy_examples()
         .iter()
         .flat_map(|(_, text)| parse_policies(text).unwrap())
         .collect();
@@ -83,6 +106,59 @@ fn the_examples_cover_the_main_setups() {
         .find(|p| p.spec.settings.mfa_configuration == MfaMode::On)
         .unwrap();
     assert!(on.allows_disruptive_changes());
+}
+
+#[test]
+fn every_baseline_example_is_valid() {
+    let crd = baseline::crd();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft4::new(&schema).expect("the CRD schema is a valid JSON schema");
+    let mut actions = Vec::new();
+    for (name, text) in examples().iter().filter(|(_, text)| is_baseline(text)) {
+        let documents: Vec<Value> = serde_saphyr::from_multiple(text).unwrap();
+        for doc in documents.into_iter().filter(|d| !d.is_null()) {
+            assert_eq!(doc["apiVersion"], "cognitomfa.io/v1alpha1", "{name}");
+            assert_eq!(doc["kind"], "CognitoMfaBaseline", "{name}: one kind a file");
+            assert!(
+                doc["metadata"].get("namespace").is_none(),
+                "{name}: baselines are cluster-scoped"
+            );
+            // Admission: the CRD's schema and CEL rules.
+            let unknown = api::unknown_fields_in(&crd, &doc);
+            assert!(unknown.is_empty(), "{name}: unknown fields {unknown:?}");
+            let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+            if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, &doc, None) {
+                let errors: Vec<(String, String)> = errors
+                    .into_vec()
+                    .into_iter()
+                    .map(|e| (e.field_path, e.message))
+                    .collect();
+                panic!("{name}: {errors:?}");
+            }
+            // The operator's own checks.
+            let b: CognitoMfaBaseline = serde_json::from_value(doc).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let violations: Vec<String> = baseline::validate(&b.spec)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert!(violations.is_empty(), "{name}: {violations:?}");
+            actions.push(b.spec.action);
+        }
+    }
+    assert!(
+        actions.contains(&BaselineAction::Report) && actions.contains(&BaselineAction::Enforce),
+        "a Report and an Enforce baseline: {actions:?}"
+    );
 }
 
 /// The statements of a policy document: (effect, actions, resources).

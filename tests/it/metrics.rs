@@ -1,6 +1,7 @@
 //! The metrics say what they count: every metric's help text is the README's description of it.
 
 use cognito_mfa_operator::{
+    api::baseline::PoolRef,
     cognito::{Observer as _, Operation},
     telemetry::Metrics,
 };
@@ -14,13 +15,21 @@ fn the_readme_describes_each_metric_as_its_help_text_does() {
     metrics.call(Operation::Get, None);
     metrics.attempt(Operation::Get, true);
     metrics.peak_rate(false, 1);
+    let pool = PoolRef {
+        region: "eu-west-1".into(),
+        user_pool_id: "eu-west-1_Floor1".into(),
+        name: "floor".into(),
+    };
+    metrics.baseline_counts("floor", None);
+    metrics.pool_compliant("floor", &pool, Some(true));
+    metrics.baseline_scanned("floor");
     let encoded = metrics.encode();
     let help: Vec<(&str, &str)> = encoded
         .lines()
         .filter_map(|l| l.strip_prefix("# HELP ")?.split_once(' '))
         .map(|(name, text)| (name, text.strip_suffix('.').unwrap_or(text)))
         .collect();
-    assert_eq!(help.len(), 12, "{encoded}");
+    assert_eq!(help.len(), 15, "{encoded}");
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     // The rows of the metrics table: | `name{labels}` | description |
     let rows: Vec<(String, String)> = readme

@@ -49,5 +49,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 namespace (baselines are cluster-scoped and must know every policy); else empty.
 */}}
 {{- define "cmo.baselines" -}}
-{{- if and .Values.baselines.enabled (eq .Values.watch.namespace "") }}true{{- end }}
+{{- if and .Values.baselines.enabled (eq .Values.watch.namespace "") (eq .Values.watch.labelSelector "") }}true{{- end }}
 {{- end }}
