@@ -247,17 +247,7 @@ async fn fleet(ns: &TestNamespace, n: usize, in_sync: bool) -> Vec<(String, Stri
         .map(|_| async move {
             let pool = moto::create_pool(REGION).await;
             if in_sync {
-                moto::client(REGION)
-                    .await
-                    .set_user_pool_mfa_config()
-                    .user_pool_id(&pool)
-                    .mfa_configuration(aws::UserPoolMfaType::Optional)
-                    .software_token_mfa_configuration(
-                        aws::SoftwareTokenMfaConfigType::builder().enabled(true).build(),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
+                moto::set_totp_out_of_band(REGION, &pool, aws::UserPoolMfaType::Optional).await;
             }
             pool
         })
@@ -510,16 +500,7 @@ async fn scan_pools(n: usize, mode: aws::UserPoolMfaType) -> Vec<String> {
             async move {
                 let client = moto::client(SCAN_REGION).await;
                 let pool = moto::create_pool_with(&client).await;
-                client
-                    .set_user_pool_mfa_config()
-                    .user_pool_id(&pool)
-                    .mfa_configuration(mode)
-                    .software_token_mfa_configuration(
-                        aws::SoftwareTokenMfaConfigType::builder().enabled(true).build(),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
+                moto::set_totp_with(&client, &pool, mode).await;
                 pool
             }
         })

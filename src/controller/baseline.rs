@@ -222,8 +222,7 @@ pub(super) async fn run(
 fn trigger_hash(b: &CognitoMfaBaseline) -> Option<u64> {
     let mut h = DefaultHasher::new();
     b.meta().generation.hash(&mut h);
-    b.annotations().get(api::ALLOW_DISRUPTIVE_ANNOTATION).hash(&mut h);
-    b.annotations().get(api::APPROVE_CHANGE_ANNOTATION).hash(&mut h);
+    approvals_of(b).hash(&mut h);
     Some(h.finish())
 }
 
@@ -285,9 +284,9 @@ fn owner(b: &CognitoMfaBaseline, pool: &PoolRef, ctx: &Context) -> Owner {
                 && o.spec.action == BaselineAction::Enforce
                 && account_of(o.spec.credentials.as_ref()) == account
                 && order(o) < order(b)
+                && o.spec.name_regex().is_ok_and(|r| o.spec.covers(pool, r.as_ref()))
                 // An invalid baseline never writes, so it owns nothing.
                 && api::baseline::validate(&o.spec).is_empty()
-                && o.spec.name_regex().is_ok_and(|r| o.spec.covers(pool, r.as_ref()))
         })
         .into_iter()
         .min_by(|x, y| order(x).cmp(&order(y)));

@@ -276,10 +276,12 @@ pub fn next(
         .list_error
         .as_ref()
         .filter(|(class, _)| *class == ErrorClass::AccessDenied);
-    let (stalled_status, stalled_reason, stalled_message) = match denied_list {
-        _ if reason.is_stalled() => ("True", reason.as_str(), message.as_str()),
-        Some((class, why)) => ("True", BaselineReason::of_error(*class).as_str(), why.as_str()),
-        None => ("False", "Progressing", "Nothing waits on a person."),
+    let (stalled_status, stalled_reason, stalled_message) = if reason.is_stalled() {
+        ("True", reason.as_str(), message.as_str())
+    } else if let Some((_, why)) = denied_list {
+        ("True", BaselineReason::AccessDenied.as_str(), why.as_str())
+    } else {
+        ("False", "Progressing", "Nothing waits on a person.")
     };
     set_condition(
         &mut status.conditions,

@@ -14,33 +14,12 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    harness::{Setup, condition, events, unique, wait},
+    harness::{ClusterObjects, Setup, condition, events, unique, wait},
     support::moto,
 };
 
 /// A region no other test uses: the baseline covers all of its pools that bear the run's prefix.
 const REGION: &str = "ap-southeast-2";
-
-/// Baselines by name, deleted when dropped: a test that fails halfway leaves none behind (a
-/// baseline covers every policy of its region and account).
-struct Gone(Vec<String>);
-
-impl Drop for Gone {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = crate::harness::kubectl_run(
-                &[
-                    "delete",
-                    "cognitomfabaseline",
-                    name,
-                    "--ignore-not-found",
-                    "--wait=false",
-                ],
-                None,
-            );
-        }
-    }
-}
 
 /// Held by each test that runs the baseline controller: baselines are cluster-scoped and every
 /// such operator acts on all of them, so these tests take turns.
@@ -75,7 +54,8 @@ async fn baselines_find_enforce_and_leave_policies_alone() {
     let operator = setup.operator(config).await;
     let api: Api<CognitoMfaBaseline> = Api::all(setup.client.clone());
     let name = unique("floor");
-    let _gone = Gone(vec![name.clone()]);
+    // Deleted even when the test fails: a baseline covers every policy of its region and account.
+    let _gone = ClusterObjects(vec![format!("cognitomfabaseline/{name}")]);
     let baseline: CognitoMfaBaseline = serde_json::from_value(json!({
         "apiVersion": "cognitomfa.io/v1alpha1", "kind": "CognitoMfaBaseline",
         "metadata": {"name": name},
@@ -285,15 +265,7 @@ async fn the_oldest_baseline_owns_a_pool_of_another_account() {
     let prefix = unique("xa");
     let role = format!("arn:aws:iam::210987654321:role/{prefix}");
     let other = moto::client_as(OTHER_REGION, &role).await;
-    let theirs = other
-        .create_user_pool()
-        .pool_name(format!("{prefix}-theirs"))
-        .send()
-        .await
-        .unwrap()
-        .user_pool
-        .and_then(|p| p.id)
-        .unwrap();
+    let theirs = moto::create_named_pool_with(&other, &format!("{prefix}-theirs")).await;
     let ours = moto::create_named_pool(OTHER_REGION, &format!("{prefix}-ours")).await;
     let mut config = setup.config(&moto::endpoint());
     config.baselines = true;
@@ -319,7 +291,10 @@ async fn the_oldest_baseline_owns_a_pool_of_another_account() {
         .unwrap()
     };
     let (older, newer) = (format!("{prefix}-older"), format!("{prefix}-newer"));
-    let _gone = Gone(vec![older.clone(), newer.clone()]);
+    let _gone = ClusterObjects(vec![
+        format!("cognitomfabaseline/{older}"),
+        format!("cognitomfabaseline/{newer}"),
+    ]);
     api.create(
         &PostParams::default(),
         &baseline(

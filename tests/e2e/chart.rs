@@ -16,7 +16,7 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Operator, Setup, unique, wait, wait_for_reason},
+    harness::{ClusterObjects, Operator, Setup, unique, wait, wait_for_reason},
     support::moto,
 };
 
@@ -226,18 +226,10 @@ async fn the_cluster_wide_rbac_covers_baselines_and_no_more() {
     let rendered = String::from_utf8(out.stdout).unwrap();
     assert!(rendered.contains("kind: ClusterRole\n"), "{rendered}");
     // The cluster-scoped objects go when the test does, failed or not.
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            for kind in ["clusterrolebinding", "clusterrole"] {
-                let _ = crate::harness::kubectl_run(
-                    &["delete", kind, &self.0, "--ignore-not-found", "--wait=false"],
-                    None,
-                );
-            }
-        }
-    }
-    let _cleanup = Cleanup(release.clone());
+    let _cleanup = ClusterObjects(vec![
+        format!("clusterrolebinding/{release}"),
+        format!("clusterrole/{release}"),
+    ]);
     crate::harness::kubectl_ok(&["apply", "-n", &ns, "-f", "-"], Some(&rendered));
     let c = &client_as(&t.client, &ns, &release).await;
     let group = "cognitomfa.io";

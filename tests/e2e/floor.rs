@@ -13,24 +13,13 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{TestNamespace, client, ensure_crd, kubectl_ok, kubectl_run, policy, unique},
+    harness::{ClusterObjects, TestNamespace, client, ensure_crd, kubectl_ok, policy, unique},
     helm,
 };
 
 /// A region no other test's policies use (its pools need not exist: admission never calls AWS).
 const REGION: &str = "ca-central-1";
 const OTHER_ACCOUNT_ROLE: &str = "arn:aws:iam::210987654321:role/cognito-mfa";
-
-/// Cluster-scoped objects of one test, deleted when dropped (also when the test fails).
-struct ClusterObjects(Vec<String>);
-
-impl Drop for ClusterObjects {
-    fn drop(&mut self) {
-        for object in &self.0 {
-            let _ = kubectl_run(&["delete", object, "--ignore-not-found", "--wait=false"], None);
-        }
-    }
-}
 
 /// Whether the operator itself finds `spec` below `baseline` (covered, and failing the floor).
 fn operator_refuses(baseline: &CognitoMfaBaseline, spec: &Value) -> bool {

@@ -297,6 +297,18 @@ impl Drop for TestNamespace {
     }
 }
 
+/// Cluster-scoped objects of one test (`kind/name`, as kubectl names them), deleted when
+/// dropped, also when the test fails: namespace cleanup does not reach them.
+pub struct ClusterObjects(pub Vec<String>);
+
+impl Drop for ClusterObjects {
+    fn drop(&mut self) {
+        for object in &self.0 {
+            let _ = kubectl_run(&["delete", object, "--ignore-not-found", "--wait=false"], None);
+        }
+    }
+}
+
 /// A CognitoMfaPolicy manifest with `spec`, labelled for `run` (so only that test's operator
 /// sees it).
 pub fn policy(name: &str, run: &str, spec: Value) -> CognitoMfaPolicy {

@@ -2,7 +2,7 @@
 //! read per pool, the verdicts and the exit code; Prowler's floor without --baseline; a
 //! baseline's floor, filters and credentials (another account, through STS).
 
-use aws_sdk_cognitoidentityprovider::{Client, types::UserPoolMfaType};
+use aws_sdk_cognitoidentityprovider::types::UserPoolMfaType;
 use serde_json::Value;
 
 use crate::support::{TempFile, cli, fault_proxy::FaultProxy, moto};
@@ -11,26 +11,6 @@ use crate::support::{TempFile, cli, fault_proxy::FaultProxy, moto};
 const PAGED: &str = "me-south-1";
 const PROWLER: &str = "af-south-1";
 const CROSS: &str = "ap-east-1";
-
-async fn named_pool(client: &Client, name: &str) -> String {
-    let out = client.create_user_pool().pool_name(name).send().await.unwrap();
-    out.user_pool.and_then(|p| p.id).unwrap()
-}
-
-async fn totp(client: &Client, pool: &str, mode: UserPoolMfaType) {
-    client
-        .set_user_pool_mfa_config()
-        .user_pool_id(pool)
-        .software_token_mfa_configuration(
-            aws_sdk_cognitoidentityprovider::types::SoftwareTokenMfaConfigType::builder()
-                .enabled(true)
-                .build(),
-        )
-        .mfa_configuration(mode)
-        .send()
-        .await
-        .unwrap();
-}
 
 fn rows(stdout: &str) -> Vec<Value> {
     serde_json::from_str::<Vec<Value>>(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
@@ -43,11 +23,11 @@ async fn audit_pages_through_every_pool_and_fails_on_any_below_the_floor() {
     // 65 pools: two pages. Every fifth is below the floor (MFA off); the others ON with TOTP.
     let mut below = Vec::new();
     for i in 0..65 {
-        let pool = named_pool(&client, &format!("paged-{i:02}")).await;
+        let pool = moto::create_named_pool_with(&client, &format!("paged-{i:02}")).await;
         if i % 5 == 0 {
             below.push(pool);
         } else {
-            totp(&client, &pool, UserPoolMfaType::On).await;
+            moto::set_totp_with(&client, &pool, UserPoolMfaType::On).await;
         }
     }
     let proxy = FaultProxy::start(&moto::endpoint()).await;
@@ -125,11 +105,11 @@ async fn without_a_baseline_the_floor_is_prowlers() {
     let client = moto::client(PROWLER).await;
     moto::clear_region(&client).await;
     let (a, b) = (
-        named_pool(&client, "prowler-a").await,
-        named_pool(&client, "prowler-b").await,
+        moto::create_named_pool_with(&client, "prowler-a").await,
+        moto::create_named_pool_with(&client, "prowler-b").await,
     );
-    totp(&client, &a, UserPoolMfaType::On).await;
-    totp(&client, &b, UserPoolMfaType::On).await;
+    moto::set_totp_with(&client, &a, UserPoolMfaType::On).await;
+    moto::set_totp_with(&client, &b, UserPoolMfaType::On).await;
     let endpoint = moto::endpoint();
     let args = ["audit", "--region", PROWLER, "--endpoint-url", endpoint.as_str()];
     let out = cli(&args, None).await;
@@ -141,7 +121,7 @@ async fn without_a_baseline_the_floor_is_prowlers() {
         out.stdout
     );
     // OPTIONAL is not enough for Prowler's cognito_user_pool_mfa_enabled.
-    totp(&client, &b, UserPoolMfaType::Optional).await;
+    moto::set_totp_with(&client, &b, UserPoolMfaType::Optional).await;
     let out = cli(&args, None).await;
     assert_eq!(out.code, 1, "{out:?}");
     let line = out
@@ -169,7 +149,7 @@ async fn a_baselines_credentials_audit_another_account() {
     let other = moto::client_as(CROSS, &role).await;
     moto::clear_region(&other).await;
     moto::clear_region(&moto::client(CROSS).await).await;
-    let theirs = named_pool(&other, "theirs").await;
+    let theirs = moto::create_named_pool_with(&other, "theirs").await;
     let ours = moto::create_named_pool(CROSS, "ours").await;
     let file = TempFile::new(
         "baseline.yaml",

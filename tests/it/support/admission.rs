@@ -5,7 +5,13 @@ use serde_json::Value;
 
 /// The CRD's openAPIV3Schema, as JSON.
 pub fn schema() -> Value {
-    let crd = cognito_mfa_operator::api::crd();
+    schema_of(&cognito_mfa_operator::api::crd())
+}
+
+/// The openAPIV3Schema of `crd` (of its first version), as JSON.
+pub fn schema_of(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
     serde_json::to_value(
         crd.spec.versions[0]
             .schema
@@ -21,8 +27,12 @@ pub fn schema() -> Value {
 /// The field paths (like `spec.smsMfaConfiguration.smsAuthenticationMessage`) that admission
 /// rejects in `object` (created, or updated from `old`), each with its message.
 pub fn errors(object: &Value, old: Option<&Value>) -> Vec<(String, String)> {
-    let schema = schema();
-    let validator = jsonschema::draft4::new(&schema).expect("the CRD schema is a valid JSON schema");
+    errors_against(&schema(), object, old)
+}
+
+/// The same against `schema` (the openAPIV3Schema of any CRD, e.g. [`schema_of`]).
+pub fn errors_against(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<(String, String)> {
+    let validator = jsonschema::draft4::new(schema).expect("the CRD schema is a valid JSON schema");
     let mut out: Vec<(String, String)> = validator
         .iter_errors(object)
         .map(|e| {
@@ -34,7 +44,7 @@ pub fn errors(object: &Value, old: Option<&Value>) -> Vec<(String, String)> {
             (path, e.to_string())
         })
         .collect();
-    if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, object, old) {
+    if let Err(errors) = kube::core::cel::Validator::new().validate(schema, object, old) {
         out.extend(errors.into_vec().into_iter().map(|e| (e.field_path, e.message)));
     }
     out

@@ -149,8 +149,12 @@ fn form_urlencoded(s: &str) -> String {
 
 /// Creates a user pool named `name` in `region` and returns its ID.
 pub async fn create_named_pool(region: &str, name: &str) -> String {
-    let out = client(region)
-        .await
+    create_named_pool_with(&client(region).await, name).await
+}
+
+/// Creates a user pool named `name` with `client` (its account and region); returns its ID.
+pub async fn create_named_pool_with(client: &Client, name: &str) -> String {
+    let out = client
         .create_user_pool()
         .pool_name(name)
         .send()
@@ -172,8 +176,12 @@ pub async fn delete_pool(region: &str, pool: &str) {
 
 /// Turns TOTP on with `mode` (ON or OPTIONAL), out of band.
 pub async fn set_totp_out_of_band(region: &str, pool: &str, mode: UserPoolMfaType) {
-    client(region)
-        .await
+    set_totp_with(&client(region).await, pool, mode).await;
+}
+
+/// Turns TOTP on with `mode` (ON or OPTIONAL) with `client` (its account and region).
+pub async fn set_totp_with(client: &Client, pool: &str, mode: UserPoolMfaType) {
+    client
         .set_user_pool_mfa_config()
         .user_pool_id(pool)
         .software_token_mfa_configuration(
