@@ -229,6 +229,36 @@ fn next_check_at(uid: &str, interval: Duration, now: SystemTime) -> Duration {
     Duration::from_millis(wait)
 }
 
+/// Drives `controller` (one that stops gracefully on `shutdown`) to its end.
+///
+/// kube's runner reconciles nothing until its store holds a first full list, and a shutdown
+/// that comes first cuts the watch that would fill it: the runner would then wait forever (a
+/// SIGTERM during start-up, a lease lost before the first list). With nothing reconciled there
+/// is nothing to finish, and the controller is left there.
+async fn until_stopped<K>(
+    controller: impl Future<Output = ()>,
+    store: &reflector::Store<K>,
+    shutdown: impl Future<Output = ()>,
+) where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let unlisted_at_shutdown = async {
+        shutdown.await;
+        if !matches!(
+            futures::FutureExt::now_or_never(store.wait_until_ready()),
+            Some(Ok(()))
+        ) {
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = unlisted_at_shutdown => info!("stopped before the first list: nothing to finish"),
+    }
+}
+
 /// Runs the controllers until `shutdown` completes, then lets running reconciles finish.
 pub async fn run(
     client: Client,

@@ -138,7 +138,7 @@ pub(super) async fn run(
     ),
     policies_again: mpsc::UnboundedSender<ObjectRef<CognitoMfaPolicy>>,
     listed: super::Listed,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let api: Api<CognitoMfaBaseline> = Api::all(shared.client.clone());
     let scans: Arc<Mutex<HashMap<String, ScanState>>> = Arc::default();
@@ -205,16 +205,16 @@ pub(super) async fn run(
         scans,
         failures,
     });
-    Controller::for_stream(stream, reader)
+    let controller = Controller::for_stream(stream, reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 debug!(error = %e, "baseline reconcile failed");
             }
-        })
-        .await;
+        });
+    super::until_stopped(controller, &reader, shutdown).await;
 }
 
 /// A baseline is reconciled again when its spec or its approval annotations change (its own

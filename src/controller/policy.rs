@@ -135,7 +135,7 @@ pub(super) async fn run(
         mpsc::UnboundedReceiver<ObjectRef<CognitoMfaPolicy>>,
     ),
     listed: super::Listed,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let settings = shared.settings.clone();
     let client = shared.client.clone();
@@ -190,17 +190,17 @@ pub(super) async fn run(
         sms_role_since,
         unreported,
     });
-    Controller::for_stream(stream, reader)
+    let controller = Controller::for_stream(stream, reader.clone())
         .reconcile_on(again_rx)
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 debug!(error = %e, "reconcile failed");
             }
-        })
-        .await;
+        });
+    super::until_stopped(controller, &reader, shutdown).await;
 }
 
 /// One reconcile: deletion, finalizer, validation, ownership, then one pass against the pool.

@@ -127,6 +127,27 @@ async fn survives_an_api_server_restart() {
     operator.stop().await;
 }
 
+/// Stopped before its first list (a SIGTERM during start-up, here an API server that never
+/// answers), the operator stops: it has reconciled nothing, so nothing waits to finish. The
+/// bound only catches a hang; a stop takes milliseconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_before_the_first_list_stops() {
+    let mut config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    config.connect_timeout = Some(Duration::from_secs(1));
+    let unreachable = kube::Client::try_from(config).unwrap();
+    let mut settings = crate::harness::OperatorConfig::new(&unique("run"), &moto::endpoint());
+    settings.baselines = true;
+    let operator = Operator::start(&unreachable, settings).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !operator.ready.load(std::sync::atomic::Ordering::SeqCst),
+        "nothing was listed"
+    );
+    tokio::time::timeout(Duration::from_secs(60), operator.stop())
+        .await
+        .expect("the operator stops without its first list");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_probes() {
     let t = Setup::new().await;
